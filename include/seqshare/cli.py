@@ -1,0 +1,309 @@
+"""The `seqshare` admin CLI: parse arguments, call one service, print a table or JSON.
+
+Errors are one line on stderr and a non-zero exit (1: refused or bad input; 2: unexpected). Set
+SEQSHARE_DEBUG=1 to see a traceback for an unexpected error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from seqshare.db import migrate
+from seqshare.db.engine import make_engine, make_sessions, transaction
+from seqshare.errors import DatabaseNotReady, InvalidInput, SeqshareError
+from seqshare.services import audit as audit_service
+from seqshare.services import lims, sharing
+from seqshare.services.views import to_jsonable
+
+app = typer.Typer(
+    help=__doc__.splitlines()[0], no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False
+)
+db_app = typer.Typer(help="The application database.", no_args_is_help=True)
+lims_app = typer.Typer(
+    help="Import groups, users, projects, pools and runs from the LIMS.", no_args_is_help=True
+)
+share_app = typer.Typer(help="Show and change which groups a project is shared with.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(lims_app, name="lims")
+app.add_typer(share_app, name="share")
+
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+AsUser = Annotated[str, typer.Option("--as", help="Act as this user (the page's rules apply).")]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _engine() -> Engine:
+    return make_engine()
+
+
+@contextmanager
+def unit_of_work(*, check_schema: bool = True) -> Iterator[Session]:
+    engine = _engine()
+    try:
+        if check_schema:
+            current, head = migrate.current_revision(engine), migrate.head_revision(engine)
+            if current != head:
+                state = (
+                    "has no seqshare schema" if current is None else f"is at revision {current}, not {head}"
+                )
+                raise DatabaseNotReady(
+                    f"the database {engine.url.render_as_string()} {state}; run `seqshare db upgrade`"
+                )
+        with transaction(make_sessions(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        print(json.dumps(to_jsonable(data), indent=2, sort_keys=True))
+    else:
+        human()
+
+
+def parse_instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{text!r} is not an ISO 8601 instant (e.g. 2026-03-01T09:30:00+00:00)") from None
+    if value.tzinfo is None:
+        raise InvalidInput(f"{text!r} has no time zone; add one, e.g. 2026-03-01T09:30:00+00:00 or ...Z")
+    return value
+
+
+def _t(when: datetime | None) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S %Z") if when else ""
+
+
+def _groups_text(groups: Any) -> str:
+    return ", ".join(g.name for g in groups) or "(not shared)"
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the newest revision."""
+    engine = _engine()
+    try:
+        migrate.upgrade(engine)
+        out.print(
+            f"database {engine.url.render_as_string()} is at revision {migrate.current_revision(engine)}"
+        )
+    finally:
+        engine.dispose()
+
+
+@lims_app.command("import")
+def lims_import(
+    file: Annotated[Path, typer.Argument(help="A LIMS export, JSON or YAML (see docs/lims-import.md).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and count; write nothing.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upsert a LIMS export. Everything is validated first; bad input writes nothing."""
+    export = lims.read_export(file)
+    with unit_of_work() as session:
+        report = lims.import_export(session, export)
+        if dry_run:
+            session.rollback()
+    counts = report.as_dict()
+
+    def human() -> None:
+        table = Table(
+            "records",
+            "created",
+            "updated",
+            "unchanged",
+            title=f"LIMS import of {file}" + (" (dry run: nothing written)" if dry_run else ""),
+        )
+        for kind, c in counts.items():
+            table.add_row(kind, str(c["created"]), str(c["updated"]), str(c["unchanged"]))
+        out.print(table)
+
+    emit({"file": str(file), "dry_run": dry_run, "counts": counts}, as_json, human)
+
+
+@share_app.command("show")
+def share_show(project: str, as_json: JsonOpt = False) -> None:
+    """A project's owner, pools, current groups and share history."""
+    with unit_of_work() as session:
+        view = sharing.project_view(session, project)
+        records = sharing.history(session, project)
+
+    def human() -> None:
+        out.print(f"project {view.name}  owner {view.owner} ({view.owner_group})")
+        out.print(f"pools: {', '.join(view.pools) or '(none)'}")
+        out.print(f"shared with: {_groups_text(view.shared_with)}")
+        if records:
+            table = Table("group", "granted at", "by", "revoked at", "by", title="history")
+            for r in records:
+                table.add_row(
+                    r.group,
+                    r.granted_at.isoformat(),
+                    r.granted_by,
+                    r.revoked_at.isoformat() if r.revoked_at else "",
+                    r.revoked_by or "",
+                )
+            out.print(table)
+
+    emit({"project": view, "history": records}, as_json, human)
+
+
+def _print_change(change: sharing.SharingChange, as_json: bool) -> None:
+    def human() -> None:
+        if not change.changed:
+            out.print(
+                f"project {change.project}: unchanged, shared with {', '.join(change.after) or 'no group'}"
+            )
+            return
+        out.print(f"project {change.project} is now shared with: {', '.join(change.after) or 'no group'}")
+        if change.granted:
+            out.print(f"  granted: {', '.join(change.granted)}")
+        if change.revoked:
+            out.print(f"  revoked: {', '.join(change.revoked)}")
+
+    emit({**to_jsonable(change), "changed": change.changed}, as_json, human)
+
+
+@share_app.command("set")
+def share_set(
+    project: str,
+    groups: Annotated[list[str], typer.Argument(help="The groups to share with (replaces the current set).")],
+    actor: AsUser,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set Sharing: share the project with exactly these groups."""
+    with unit_of_work() as session:
+        change = sharing.set_sharing(session, project=project, groups=groups, actor=actor, now=now())
+    _print_change(change, as_json)
+
+
+@share_app.command("clear")
+def share_clear(project: str, actor: AsUser, as_json: JsonOpt = False) -> None:
+    """Do Not Share: stop sharing the project with any group."""
+    with unit_of_work() as session:
+        change = sharing.clear_sharing(session, project=project, actor=actor, now=now())
+    _print_change(change, as_json)
+
+
+@share_app.command("at")
+def share_at(
+    project: str,
+    instant: Annotated[str, typer.Argument(help="ISO 8601 with a time zone, e.g. 2026-03-01T09:30:00Z.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """The groups the project was shared with at an instant (the snapshot deliveries use)."""
+    when = parse_instant(instant)
+    with unit_of_work() as session:
+        groups = sharing.shared_at(session, project, when)
+    emit(
+        {"project": project, "at": when, "groups": groups},
+        as_json,
+        lambda: out.print(f"project {project} at {when.isoformat()}: {_groups_text(groups)}"),
+    )
+
+
+@share_app.command("list")
+def share_list(actor: AsUser, as_json: JsonOpt = False) -> None:
+    """The Data Sharing page's list: the projects of the user's group, their groups and pools."""
+    with unit_of_work() as session:
+        projects = sharing.visible_projects(session, actor)
+
+    def human() -> None:
+        table = Table("project", "owner", "shared with", "pools")
+        for p in projects:
+            table.add_row(p.name, p.owner, _groups_text(p.shared_with), ", ".join(p.pools))
+        out.print(table)
+
+    emit(projects, as_json, human)
+
+
+@share_app.command("options")
+def share_options(project: str, actor: AsUser, as_json: JsonOpt = False) -> None:
+    """The groups a user may share a project with."""
+    with unit_of_work() as session:
+        groups = sharing.shareable_groups(session, actor, project)
+
+    def human() -> None:
+        for g in groups:
+            out.print(f"{g.name}  ({g.kind.value}{', special' if g.is_special else ''})")
+
+    emit(groups, as_json, human)
+
+
+@app.command("audit")
+def audit(
+    project: Annotated[str | None, typer.Option("--project", help="Only this project's changes.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every recorded change: who, when, from which groups, to which groups."""
+    with unit_of_work() as session:
+        events = audit_service.audit_events(session, project=project)
+
+    def human() -> None:
+        table = Table("at", "who", "action", "project", "from", "to", "via")
+        for e in events:
+            table.add_row(
+                e.at.isoformat(),
+                e.actor,
+                e.action,
+                e.project or "",
+                ", ".join(e.before) or "-",
+                ", ".join(e.after) or "-",
+                e.via,
+            )
+        out.print(table)
+
+    emit(events, as_json, human)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turn every failure into one line and an exit code."""
+    try:
+        app(args=argv, prog_name="seqshare", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0
+    except SeqshareError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        if os.environ.get("SEQSHARE_DEBUG"):
+            raise
+        first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        print(f"error: database: {first}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if os.environ.get("SEQSHARE_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (SEQSHARE_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""The application database: typed models, engine and session factory, migrations."""

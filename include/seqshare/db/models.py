@@ -1,0 +1,217 @@
+"""Typed SQLAlchemy models: the facility's groups, users, projects, pools, samples, runs and shares.
+
+Sharing is history, not a flag: a `Share` row is one interval during which a project was shared with a
+group (granted at/by, revoked at/by). The groups a project is shared with at an instant are the rows whose
+interval [granted_at, revoked_at) contains it; that is the snapshot deliveries use.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from seqshare.db.types import UTCDateTime
+from seqshare.rules import GroupKind
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class AuditAction(enum.StrEnum):
+    SHARE_SET = "share.set"
+    SHARE_CLEAR = "share.clear"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as the value string with a CHECK constraint: portable and readable in SQL.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class Group(Base):
+    """A research group. External groups receive data on the FTP server, in `ftp_dir`."""
+
+    __tablename__ = "research_group"
+    __table_args__ = (
+        CheckConstraint("kind = 'external' OR ftp_dir IS NULL", name="ftp_dir_external_only"),
+        CheckConstraint("kind = 'external' OR NOT is_special", name="special_is_external"),
+        # At most one special group ("Functional Genomics Centre" case).
+        Index(
+            "uq_research_group_one_special",
+            "is_special",
+            unique=True,
+            sqlite_where=text("is_special"),
+            postgresql_where=text("is_special"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[GroupKind] = mapped_column(_enum(GroupKind, "group_kind"))
+    ftp_dir: Mapped[str | None] = mapped_column(String(255), unique=True)
+    is_special: Mapped[bool] = mapped_column(default=False)
+
+    members: Mapped[list[User]] = relationship(back_populates="group")
+
+    def __repr__(self) -> str:
+        return f"Group({self.name!r}, {self.kind.value})"
+
+
+class User(Base):
+    __tablename__ = "app_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    group_id: Mapped[int] = mapped_column(ForeignKey("research_group.id"), index=True)
+
+    group: Mapped[Group] = relationship(back_populates="members")
+
+
+class Project(Base):
+    __tablename__ = "project"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+
+    owner: Mapped[User] = relationship()
+    pools: Mapped[list[Pool]] = relationship(back_populates="project", order_by="Pool.name")
+
+
+class Pool(Base):
+    """A pool of samples sequenced together, named by its LIMS id (`SLX-12345`)."""
+
+    __tablename__ = "pool"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"), index=True)
+
+    project: Mapped[Project] = relationship(back_populates="pools")
+    samples: Mapped[list[Sample]] = relationship(back_populates="pool", order_by="Sample.name")
+
+
+class Sample(Base):
+    __tablename__ = "sample"
+    __table_args__ = (UniqueConstraint("pool_id", "name", name="uq_sample_pool_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pool.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    index1: Mapped[str | None] = mapped_column(String(64))
+    index2: Mapped[str | None] = mapped_column(String(64))
+
+    pool: Mapped[Pool] = relationship(back_populates="samples")
+
+
+class Run(Base):
+    """An Illumina run; `sequencing_started_at` from the LIMS takes precedence over the instrument's files."""
+
+    __tablename__ = "run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(200), unique=True)
+    flowcell: Mapped[str | None] = mapped_column(String(50))
+    instrument: Mapped[str | None] = mapped_column(String(50))
+    run_folder: Mapped[str | None] = mapped_column(Text)
+    sequencing_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    lanes: Mapped[list[RunLane]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="(RunLane.lane, RunLane.pool_id)"
+    )
+
+
+class RunLane(Base):
+    """Which pool was sequenced on which lane of which run."""
+
+    __tablename__ = "run_lane"
+    __table_args__ = (CheckConstraint("lane >= 1", name="lane_positive"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id"), primary_key=True)
+    lane: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pool.id"), primary_key=True, index=True)
+
+    run: Mapped[Run] = relationship(back_populates="lanes")
+    pool: Mapped[Pool] = relationship()
+
+
+class Share(Base):
+    """One interval [granted_at, revoked_at) during which a project was shared with a group."""
+
+    __tablename__ = "share"
+    __table_args__ = (
+        CheckConstraint("revoked_at IS NULL OR revoked_at >= granted_at", name="revoked_after_granted"),
+        Index("ix_share_project_group", "project_id", "group_id"),
+        # A project has at most one open share per group: the current state is never ambiguous.
+        Index(
+            "uq_share_open",
+            "project_id",
+            "group_id",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id"))
+    group_id: Mapped[int] = mapped_column(ForeignKey("research_group.id"))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    granted_by_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+
+    project: Mapped[Project] = relationship()
+    group: Mapped[Group] = relationship()
+    granted_by: Mapped[User] = relationship(foreign_keys=[granted_by_id])
+    revoked_by: Mapped[User | None] = relationship(foreign_keys=[revoked_by_id])
+
+
+class AuditEvent(Base):
+    """Who changed what, when, from what, to what. Written in the same transaction as the change."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(200))  # a username, or e.g. "airflow:<who>" for ops
+    action: Mapped[AuditAction] = mapped_column(_enum(AuditAction, "audit_action"))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("project.id"), index=True)
+    before: Mapped[Any] = mapped_column(JSON)
+    after: Mapped[Any] = mapped_column(JSON)
+    via: Mapped[str] = mapped_column(String(20), default="cli")
+
+    project: Mapped[Project | None] = relationship()

@@ -1,0 +1,265 @@
+"""The `Remote` interface (shaped like rclone's `fs.Fs`) and the base class both backends share.
+
+`BaseRemote` does the checks that must never be forgotten, once, for every backend: each public method
+checks and resolves its path(s) under the root (`paths.resolve_under`) and every mutating call asks the
+dry-run `Guard`. Backends only implement the `_do_*` hooks, which receive absolute, checked paths.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import BinaryIO, Protocol, Self, runtime_checkable
+
+from seqshare.transfer.guard import Action, Guard
+from seqshare.transfer.paths import check_path, resolve_under
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What `stat`/`list` report. Never follows symlinks (lstat): a symlink is reported as one."""
+
+    path: str  # relative to the remote root, "" for the root itself
+    size: int
+    mtime: datetime  # timezone-aware UTC
+    is_dir: bool
+    is_symlink: bool
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.path)
+
+    @property
+    def is_file(self) -> bool:
+        return not self.is_dir and not self.is_symlink
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    """One path of `remove_many`: `error` is None when it was removed (or would be, in dry-run)."""
+
+    path: str
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@runtime_checkable
+class Remote(Protocol):
+    """A directory tree on some server, addressed by relative POSIX paths."""
+
+    guard: Guard
+
+    def stat(self, path: str) -> Entry | None: ...
+    def list(self, dir: str) -> list[Entry]: ...
+    def makedirs(self, dir: str) -> None: ...
+    def open_write(self, path: str) -> BinaryIO: ...
+    def open_read(self, path: str) -> BinaryIO: ...
+    def read_bytes(self, path: str) -> bytes: ...
+    def rename(self, src: str, dst: str, *, replace: bool = False) -> None: ...
+    def remove(self, path: str) -> None: ...
+    def remove_many(self, paths: Iterable[str]) -> list[RemoveResult]: ...
+    def rmdir(self, path: str) -> None: ...
+    def set_mtime(self, path: str, when: datetime) -> None: ...
+    def close(self) -> None: ...
+
+
+def epoch_seconds(when: datetime) -> float:
+    if when.tzinfo is None:
+        raise ValueError("mtime must be timezone-aware (e.g. datetime.now(UTC))")
+    return when.timestamp()
+
+
+def from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+class _NullWriter:
+    """What `open_write` returns in dry-run: swallows the bytes, writes nothing."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class BaseRemote:
+    """Path checks + dry-run guard for every backend. Subclasses implement the `_do_*` hooks."""
+
+    def __init__(self, root: str, *, guard: Guard | None = None) -> None:
+        self.root = root.rstrip("/") or "/"
+        self.guard = guard if guard is not None else Guard()
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def _abs(self, path: str) -> str:
+        return resolve_under(self.root, path)
+
+    # -- read-only -------------------------------------------------------------------------------------
+    def stat(self, path: str) -> Entry | None:
+        """lstat `path`; None when it does not exist."""
+        return self._do_stat(self._abs(path), check_path(path))
+
+    def list(self, dir: str = "") -> list[Entry]:
+        """Entries of `dir` (not recursive) with attributes, sorted by name, in one listing round trip."""
+        relative = check_path(dir)
+        entries = self._do_list(self._abs(dir), relative)
+        return sorted(entries, key=lambda e: e.path)
+
+    def open_read(self, path: str) -> BinaryIO:
+        return self._do_open_read(self._abs(path))
+
+    def read_bytes(self, path: str) -> bytes:
+        with self.open_read(path) as handle:
+            return handle.read()
+
+    # -- mutating --------------------------------------------------------------------------------------
+    def makedirs(self, dir: str) -> None:
+        """Create `dir` and missing parents; existing directories are fine."""
+        relative = check_path(dir)
+        if not relative:
+            return
+        if not self.guard.allow(Action.MKDIR, relative):
+            return
+        built = []
+        for part in relative.split("/"):
+            built.append(part)
+            current = "/".join(built)
+            entry = self.stat(current)
+            if entry is None:
+                try:
+                    self._do_mkdir(self._abs(current))
+                except OSError:
+                    entry = self.stat(current)  # lost a race with another writer?
+                    if entry is None or not entry.is_dir:
+                        raise
+            elif not entry.is_dir:
+                raise NotADirectoryError(f"{current!r} exists and is not a directory")
+
+    def open_write(self, path: str) -> BinaryIO:
+        """Create `path` exclusively (fails if it exists — never truncates) and return a writable file."""
+        relative = check_path(path)
+        if not self.guard.allow(Action.WRITE, relative):
+            return _NullWriter()  # type: ignore[return-value]
+        return self._do_open_write(self._abs(path))
+
+    def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
+        """Rename `src` to `dst`. Fails with FileExistsError if `dst` exists unless `replace=True` (then a
+        POSIX rename that replaces atomically — an overwrite, so it passes the guard as one)."""
+        src_rel, dst_rel = check_path(src), check_path(dst)
+        if replace:
+            if self.stat(dst_rel) is not None and not self.guard.allow(Action.OVERWRITE, dst_rel):
+                return
+            if not self.guard.allow(Action.RENAME, dst_rel):
+                return
+            self._do_rename_replace(self._abs(src_rel), self._abs(dst_rel))
+            return
+        if not self.guard.allow(Action.RENAME, dst_rel):
+            return
+        if self.stat(dst_rel) is not None:
+            raise FileExistsError(f"cannot rename {src_rel!r} to {dst_rel!r}: destination exists")
+        self._do_rename_noreplace(self._abs(src_rel), self._abs(dst_rel), dst_rel)
+
+    def remove(self, path: str) -> None:
+        relative = check_path(path)
+        if not self.guard.allow(Action.REMOVE, relative):
+            return
+        self._do_remove(self._abs(path))
+
+    def remove_many(self, paths: Iterable[str]) -> list[RemoveResult]:
+        """Remove files; one result per path, in order. Bad paths fail alone; nothing is raised."""
+        results: list[RemoveResult | None] = []
+        todo: list[tuple[int, str]] = []
+        for path in paths:
+            try:
+                relative = check_path(path)
+                if not relative:
+                    raise IsADirectoryError("refusing to remove the remote root")
+            except Exception as exc:
+                results.append(RemoveResult(path, exc))
+                continue
+            if self.guard.allow(Action.REMOVE, relative):
+                todo.append((len(results), path))
+                results.append(None)
+            else:
+                results.append(RemoveResult(path))
+        errors = self._do_remove_many([self._abs(p) for _, p in todo]) if todo else []
+        for (index, path), error in zip(todo, errors, strict=True):
+            results[index] = RemoveResult(path, error)
+        return [r for r in results if r is not None]
+
+    def rmdir(self, path: str) -> None:
+        relative = check_path(path)
+        if not relative:
+            raise IsADirectoryError("refusing to remove the remote root")
+        if not self.guard.allow(Action.RMDIR, relative):
+            return
+        self._do_rmdir(self._abs(path))
+
+    def set_mtime(self, path: str, when: datetime) -> None:
+        relative = check_path(path)
+        seconds = epoch_seconds(when)
+        if not self.guard.allow(Action.SET_MTIME, relative):
+            return
+        self._do_set_mtime(self._abs(path), seconds)
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- backend hooks (absolute, checked paths) -------------------------------------------------------
+    def _do_stat(self, abspath: str, relative: str) -> Entry | None:
+        raise NotImplementedError
+
+    def _do_list(self, abspath: str, relative: str) -> list[Entry]:
+        raise NotImplementedError
+
+    def _do_open_read(self, abspath: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def _do_open_write(self, abspath: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def _do_mkdir(self, abspath: str) -> None:
+        raise NotImplementedError
+
+    def _do_rename_noreplace(self, src: str, dst: str, dst_relative: str) -> None:
+        raise NotImplementedError
+
+    def _do_rename_replace(self, src: str, dst: str) -> None:
+        raise NotImplementedError
+
+    def _do_remove(self, abspath: str) -> None:
+        raise NotImplementedError
+
+    def _do_remove_many(self, abspaths: Sequence[str]) -> list[Exception | None]:
+        errors: list[Exception | None] = []
+        for abspath in abspaths:
+            try:
+                self._do_remove(abspath)
+                errors.append(None)
+            except Exception as exc:
+                errors.append(exc)
+        return errors
+
+    def _do_rmdir(self, abspath: str) -> None:
+        raise NotImplementedError
+
+    def _do_set_mtime(self, abspath: str, seconds: float) -> None:
+        raise NotImplementedError
