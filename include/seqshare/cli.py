@@ -22,11 +22,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from seqshare.db import migrate
 from seqshare.db.engine import make_engine, make_sessions, transaction
+from seqshare.db.revision import HEAD_REVISION, database_revision
 from seqshare.errors import DatabaseNotReady, InvalidInput, SeqshareError
 from seqshare.services import audit as audit_service
-from seqshare.services import lims, sharing
+from seqshare.services import sharing
 from seqshare.services.views import to_jsonable
 
 app = typer.Typer(
@@ -59,7 +59,7 @@ def unit_of_work(*, check_schema: bool = True) -> Iterator[Session]:
     engine = _engine()
     try:
         if check_schema:
-            current, head = migrate.current_revision(engine), migrate.head_revision(engine)
+            current, head = database_revision(engine), HEAD_REVISION
             if current != head:
                 state = (
                     "has no seqshare schema" if current is None else f"is at revision {current}, not {head}"
@@ -101,6 +101,8 @@ def _groups_text(groups: Any) -> str:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest revision."""
+    from seqshare.db import migrate  # Alembic is slow to import; only this command needs it
+
     engine = _engine()
     try:
         migrate.upgrade(engine)
@@ -118,6 +120,8 @@ def lims_import(
     as_json: JsonOpt = False,
 ) -> None:
     """Upsert a LIMS export. Everything is validated first; bad input writes nothing."""
+    from seqshare.services import lims  # pydantic models load only for this command
+
     export = lims.read_export(file)
     with unit_of_work() as session:
         report = lims.import_export(session, export)
@@ -156,9 +160,9 @@ def share_show(project: str, as_json: JsonOpt = False) -> None:
             for r in records:
                 table.add_row(
                     r.group,
-                    r.granted_at.isoformat(),
+                    _t(r.granted_at),
                     r.granted_by,
-                    r.revoked_at.isoformat() if r.revoked_at else "",
+                    _t(r.revoked_at),
                     r.revoked_by or "",
                 )
             out.print(table)
@@ -261,7 +265,7 @@ def audit(
         table = Table("at", "who", "action", "project", "from", "to", "via")
         for e in events:
             table.add_row(
-                e.at.isoformat(),
+                _t(e.at),
                 e.actor,
                 e.action,
                 e.project or "",

@@ -126,11 +126,13 @@ def validate_references(session: Session, export: LimsExport) -> None:
             f"groups: more than one special group after import ({', '.join(specials)}); "
             "set special: false on all but one"
         )
-    dirs = Counter(ftp_dir for _, ftp_dir, _ in after.values() if ftp_dir)
+    in_file = {g.name for g in export.groups}
+    dir_owner = {g.ftp_dir: name for name, g in db_groups.items() if g.ftp_dir and name not in in_file}
     for i, g in enumerate(export.groups):
-        if g.ftp_dir and dirs[g.ftp_dir] > 1:
+        if g.ftp_dir and dir_owner.setdefault(g.ftp_dir, g.name) != g.name:
             raise InvalidInput(
-                f"groups[{i}] ({g.name}).ftp_dir: {g.ftp_dir!r} is already another group's directory"
+                f"groups[{i}] ({g.name}).ftp_dir: {g.ftp_dir!r} is already the directory "
+                f"of group {dir_owner[g.ftp_dir]}"
             )
 
     def known(names_in_file: Iterable[str], column: Any) -> set[str]:

@@ -174,7 +174,7 @@ def shared_at(session: Session, project: str, instant: datetime) -> list[GroupVi
 
 
 def history(session: Session, project: str) -> list[ShareRecord]:
-    """Every share interval of the project, oldest first."""
+    """Every share interval of the project, oldest grant first (then by group name)."""
     proj = lookup.project(session, project)
     shares = session.scalars(
         select(Share)
@@ -182,6 +182,7 @@ def history(session: Session, project: str) -> list[ShareRecord]:
         .order_by(Share.granted_at, Share.id)
         .options(selectinload(Share.group), selectinload(Share.granted_by), selectinload(Share.revoked_by))
     )
+    shares = sorted(shares, key=lambda s: (s.granted_at, s.group.name.casefold(), s.id))
     return [
         ShareRecord(
             group=s.group.name,

@@ -1,0 +1,141 @@
+"""The installed `seqshare` command, run as a person or a script would, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import databases
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lims.yaml"
+SEQSHARE = shutil.which("seqshare", path=str(Path(sys.executable).parent)) or "seqshare"
+PROJECT = "Liver eQTL"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield databases.scratch_sqlite(tmp_path)
+    else:
+        with databases.scratch_postgres() as url:
+            yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def imported_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database with the example LIMS export imported, shared by the tests that only read or get refused."""
+    if request.param == "sqlite":
+        url = databases.scratch_sqlite(tmp_path_factory.mktemp("cli"))
+        ok(url, "db", "upgrade")
+        ok(url, "lims", "import", str(EXAMPLE))
+        yield url
+    else:
+        with databases.scratch_postgres() as url:
+            ok(url, "db", "upgrade")
+            ok(url, "lims", "import", str(EXAMPLE))
+            yield url
+
+
+def seqshare(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SEQSHARE_DATABASE_URL": db_url}
+    env.pop("SEQSHARE_DEBUG", None)
+    return subprocess.run([SEQSHARE, *args], capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
+def ok(db_url: str, *args: str) -> str:
+    result = seqshare(db_url, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def as_json(db_url: str, *args: str):
+    return json.loads(ok(db_url, *args, "--json"))
+
+
+def test_the_sharing_flow_end_to_end(db_url: str) -> None:
+    ok(db_url, "db", "upgrade")
+    imported = as_json(db_url, "lims", "import", str(EXAMPLE))
+    assert imported["counts"]["projects"] == {"created": 3, "updated": 0, "unchanged": 0}
+    again = as_json(db_url, "lims", "import", str(EXAMPLE))
+    assert all(c["created"] == c["updated"] == 0 for c in again["counts"].values())
+
+    change = as_json(
+        db_url, "share", "set", PROJECT, "Acme Therapeutics", "Bioinformatics Core", "--as", "mtaylor"
+    )
+    assert change["after"] == ["Acme Therapeutics", "Bioinformatics Core"]
+    assert change["changed"] is True
+
+    shown = as_json(db_url, "share", "show", PROJECT)
+    assert [g["name"] for g in shown["project"]["shared_with"]] == [
+        "Acme Therapeutics",
+        "Bioinformatics Core",
+    ]
+    assert shown["project"]["pools"] == ["SLX-10001"]
+    granted_at = shown["history"][0]["granted_at"]
+
+    assert as_json(db_url, "share", "at", PROJECT, "2020-01-01T00:00:00Z")["groups"] == []
+    at_grant = as_json(db_url, "share", "at", PROJECT, granted_at)["groups"]
+    assert [g["name"] for g in at_grant] == ["Acme Therapeutics", "Bioinformatics Core"]
+
+    listed = as_json(db_url, "share", "list", "--as", "dodom")
+    assert [p["name"] for p in listed] == ["Liver eQTL", "Mouse Atlas"]
+
+    cleared = as_json(db_url, "share", "clear", PROJECT, "--as", "dodom")
+    assert cleared["after"] == []
+    # The snapshot at the grant still shows the groups: revoking later does not rewrite the past.
+    assert len(as_json(db_url, "share", "at", PROJECT, granted_at)["groups"]) == 2
+
+    events = as_json(db_url, "audit", "--project", PROJECT)
+    assert [(e["actor"], e["action"], e["before"], e["after"]) for e in events] == [
+        ("mtaylor", "share.set", [], ["Acme Therapeutics", "Bioinformatics Core"]),
+        ("dodom", "share.clear", ["Acme Therapeutics", "Bioinformatics Core"], []),
+    ]
+    human = ok(db_url, "share", "show", PROJECT)
+    assert "shared with: (not shared)" in human
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["share", "show", "No Such Project"], "unknown project 'No Such Project'"),
+        (["share", "set", PROJECT, "Northgate University", "--as", "ajones"], "may not change the sharing"),
+        (
+            ["share", "set", "Acme CRISPR screen", "Northgate University", "--as", "ajones"],
+            "may share only with internal groups",
+        ),
+        (["share", "set", PROJECT, "Nowhere", "--as", "dodom"], "unknown group 'Nowhere'"),
+        (["share", "at", PROJECT, "yesterday"], "not an ISO 8601 instant"),
+        (["share", "at", PROJECT, "2026-03-01T09:30:00"], "has no time zone"),
+        (["lims", "import", "/nonexistent/lims.yaml"], "no such file"),
+    ],
+)
+def test_errors_are_one_clear_line_and_a_nonzero_exit(
+    imported_url: str, args: list[str], message: str
+) -> None:
+    result = seqshare(imported_url, *args)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_an_unmigrated_database_says_how_to_fix_it(db_url: str) -> None:
+    result = seqshare(db_url, "share", "show", PROJECT)
+    assert result.returncode == 1
+    assert "run `seqshare db upgrade`" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    result = seqshare("postgresql+psycopg://nobody@127.0.0.1:1/none", "share", "show", PROJECT)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: database:")
+    assert result.stderr.count("\n") == 1
