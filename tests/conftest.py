@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from seqshare.db.engine import make_sessions
 from tests import databases
 
+pytest_plugins = ["tests.sshd"]  # a real OpenSSH sshd on 127.0.0.1: sshd_server, sftp_root
+
 BACKENDS = ["sqlite", "postgresql"]
 
 

@@ -1,0 +1,194 @@
+"""copy_file against every backend, plus the SFTP-only fault: a session dropped mid-file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import tracemalloc
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from seqshare.transfer import (
+    ConnectionLost,
+    DestinationConflict,
+    Guard,
+    LocalRemote,
+    SourceChanged,
+    call_with_retry,
+    copy_file,
+    is_retryable,
+    partial_path,
+)
+from seqshare.transfer.remote import BaseRemote
+from tests.sshd import SshdServer
+
+MiB = 1024 * 1024
+
+
+def make_file(path: Path, size: int, seed: int = 0) -> str:
+    """A file of `size` pseudo-random bytes (one random MiB, each copy prefixed by its index); its md5."""
+    block = random.Random(seed).randbytes(MiB)
+    md5 = hashlib.md5()
+    with open(path, "wb") as out:
+        for index, offset in enumerate(range(0, size, MiB)):
+            piece = (index.to_bytes(8, "big") + block)[: min(MiB, size - offset)]
+            out.write(piece)
+            md5.update(piece)
+    return md5.hexdigest()
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "sample_R1.fastq.gz"
+    return path, make_file(path, 5 * MiB + 123)
+
+
+def test_copy_is_byte_identical_and_reports_the_md5(remote: BaseRemote, sftp_root: Path, source) -> None:
+    path, md5 = source
+    result = copy_file(path, remote, "P001/run1/sample_R1.fastq.gz", chunk_size=MiB)
+    assert (result.size, result.md5, result.skipped) == (path.stat().st_size, md5, False)
+    assert (sftp_root / "P001/run1/sample_R1.fastq.gz").read_bytes() == path.read_bytes()
+    assert [e.name for e in remote.list("P001/run1")] == ["sample_R1.fastq.gz"]
+
+
+@pytest.mark.parametrize("hash_in_thread", [True, False])
+def test_md5_is_the_same_inline_and_in_a_thread(remote: BaseRemote, source, hash_in_thread: bool) -> None:
+    path, md5 = source
+    assert copy_file(path, remote, "f", hash_in_thread=hash_in_thread, chunk_size=MiB).md5 == md5
+
+
+def test_an_empty_file_is_copied(remote: BaseRemote, tmp_path: Path, sftp_root: Path) -> None:
+    (tmp_path / "empty").write_bytes(b"")
+    result = copy_file(tmp_path / "empty", remote, "empty")
+    assert result.md5 == hashlib.md5(b"").hexdigest()
+    assert (sftp_root / "empty").read_bytes() == b""
+
+
+def test_the_delivery_time_becomes_the_mtime(remote: BaseRemote, source) -> None:
+    when = datetime(2026, 3, 1, 9, 30, 12, tzinfo=UTC)
+    copy_file(source[0], remote, "f", mtime=when)
+    entry = remote.stat("f")
+    assert entry is not None
+    assert entry.mtime == when
+
+
+def test_a_rerun_skips_the_delivered_file(remote: BaseRemote, sftp_root: Path, source) -> None:
+    path, md5 = source
+    copy_file(path, remote, "f", mtime=datetime(2026, 1, 1, tzinfo=UTC))
+    before = (sftp_root / "f").stat()
+    again = copy_file(path, remote, "f", expected_md5=md5, delivered_md5=md5)
+    assert again.skipped
+    assert again.md5 == md5
+    after = (sftp_root / "f").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_a_different_existing_file_is_a_conflict_and_stays_untouched(
+    remote: BaseRemote, sftp_root: Path, source
+) -> None:
+    (sftp_root / "f").write_bytes(b"someone else's file")
+    with pytest.raises(DestinationConflict, match="never replaces"):
+        copy_file(source[0], remote, "f")
+    assert (sftp_root / "f").read_bytes() == b"someone else's file"
+    assert sorted(p.name for p in sftp_root.iterdir()) == ["f"]
+
+
+def test_same_size_but_different_ledger_md5_is_a_conflict(remote: BaseRemote, source) -> None:
+    path, md5 = source
+    copy_file(path, remote, "f")
+    with pytest.raises(DestinationConflict, match="md5"):
+        copy_file(path, remote, "f", expected_md5=md5, delivered_md5="0" * 32)
+
+
+def test_a_folder_at_the_destination_is_a_conflict(remote: BaseRemote, sftp_root: Path, source) -> None:
+    (sftp_root / "f").mkdir()
+    with pytest.raises(DestinationConflict, match="folder"):
+        copy_file(source[0], remote, "f")
+
+
+def test_a_stale_partial_is_restarted_from_scratch(remote: BaseRemote, sftp_root: Path, source) -> None:
+    path, md5 = source
+    (sftp_root / "d").mkdir()
+    (sftp_root / "d" / ".f.partial").write_bytes(b"garbage from an earlier, interrupted run" * 1000)
+    result = copy_file(path, remote, "d/f")
+    assert result.md5 == md5
+    assert not result.skipped
+    assert (sftp_root / "d" / "f").read_bytes() == path.read_bytes()
+    assert sorted(p.name for p in (sftp_root / "d").iterdir()) == ["f"]
+
+
+def test_a_source_that_does_not_match_the_ledger_leaves_nothing_behind(
+    remote: BaseRemote, sftp_root: Path, source
+) -> None:
+    with pytest.raises(SourceChanged, match="ledger"):
+        copy_file(source[0], remote, "f", expected_md5="0" * 32)
+    assert list(sftp_root.iterdir()) == []
+
+
+def test_dry_run_copy_writes_nothing(make_remote: Callable[..., BaseRemote], sftp_root: Path, source) -> None:
+    guard = Guard(dry_run=True)
+    with make_remote(guard=guard) as remote:
+        result = copy_file(source[0], remote, "d/f")
+    assert result.dry_run
+    assert not result.skipped
+    assert list(sftp_root.iterdir()) == []
+    assert [(p.action.value, p.path) for p in guard.planned] == [("write", "d/f")]
+
+
+def test_partial_name_sits_beside_the_destination() -> None:
+    assert partial_path("a/b/x.fastq.gz") == "a/b/.x.fastq.gz.partial"
+    assert partial_path("x") == ".x.partial"
+
+
+def test_memory_stays_flat_for_a_large_file(tmp_path: Path, sftp_root: Path) -> None:
+    path = tmp_path / "big"
+    md5 = make_file(path, 48 * MiB)
+    tracemalloc.start()
+    try:
+        result = copy_file(path, LocalRemote(sftp_root), "big")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.md5 == md5
+    assert peak < 30 * MiB  # chunk (4 MiB) × (hash queue + in hand), not the file size
+
+
+def test_a_dropped_session_fails_retryably_and_the_retry_completes(
+    connect_sftp, sshd_server: SshdServer, sftp_root: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.bam"
+    md5 = make_file(path, 64 * MiB, seed=7)
+    final = sftp_root / "run" / "big.bam"
+    visible_while_incomplete: list[int] = []
+    attempts: list[BaseException] = []
+    killed = False
+
+    def progress(sent: int) -> None:
+        nonlocal killed
+        if final.exists():
+            visible_while_incomplete.append(sent)
+        if not killed and sent >= 16 * MiB:
+            killed = True
+            assert (sftp_root / "run" / ".big.bam.partial").exists()
+            assert sshd_server.kill_sessions() >= 1
+
+    def attempt():
+        with connect_sftp() as remote:
+            return copy_file(path, remote, "run/big.bam", expected_md5=md5, progress=progress)
+
+    result = call_with_retry(
+        attempt, attempts=3, sleep=lambda _: None, on_retry=lambda n, exc, delay: attempts.append(exc)
+    )
+    assert len(attempts) == 1
+    assert isinstance(attempts[0], ConnectionLost)
+    assert is_retryable(attempts[0])
+    assert result.md5 == md5
+    assert result.size == 64 * MiB
+    assert not result.skipped
+    assert hashlib.md5(final.read_bytes()).hexdigest() == md5
+    assert os.listdir(final.parent) == ["big.bam"]
+    assert visible_while_incomplete == []
