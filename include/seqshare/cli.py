@@ -18,11 +18,12 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from seqshare.db.engine import make_engine, make_sessions, transaction
+from seqshare.db.models import Run
 from seqshare.db.revision import HEAD_REVISION, database_revision
 from seqshare.errors import DatabaseNotReady, InvalidInput, SeqshareError
 from seqshare.services import audit as audit_service
@@ -39,7 +40,9 @@ lims_app = typer.Typer(
 share_app = typer.Typer(help="Show and change which groups a project is shared with.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(lims_app, name="lims")
+run_app = typer.Typer(help="Runs: the delivery plan and the ledger.", no_args_is_help=True)
 app.add_typer(share_app, name="share")
+app.add_typer(run_app, name="run")
 
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -276,6 +279,63 @@ def audit(
         out.print(table)
 
     emit(events, as_json, human)
+
+
+@run_app.command("plan")
+def run_plan(
+    run: Annotated[str, typer.Argument(help="A run folder, or the id of a run already frozen.")],
+    sequencing_time: Annotated[
+        str | None, typer.Option("--sequencing-time", help="Preview with this override (not frozen).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The delivery plan: per pool, the groups it goes to and those withheld, and why. Copies nothing.
+
+    A run whose snapshot is frozen shows the frozen plan; otherwise a preview of what freezing would give now.
+    """
+    from seqshare.runfolder import read_run_folder
+    from seqshare.services import runs
+
+    folder = read_run_folder(Path(run)) if Path(run).is_dir() else None
+    run_id = folder.run_id if folder else run
+    with unit_of_work() as session:
+        plan = None
+        if session.scalar(select(Run.id).where(Run.run_id == run_id)) is not None:
+            plan = runs.stored_plan(session, run_id)
+        frozen = plan is not None
+        if plan is None:
+            if folder is None:
+                raise InvalidInput(f"run {run_id} has no frozen plan; give its run folder to preview one")
+            plan = runs.preview_plan(
+                session, folder, parse_instant(sequencing_time) if sequencing_time else None
+            )
+        elif sequencing_time:
+            raise InvalidInput(f"run {run_id} is frozen; its sequencing time cannot be changed")
+
+    def human() -> None:
+        out.print(("frozen plan" if frozen else "preview (not frozen; the first DAG run freezes it)") + ":")
+        out.print(plan.render())
+
+    emit({"frozen": frozen, "plan": plan.to_dict()}, as_json, human)
+
+
+@run_app.command("ledger")
+def run_ledger(run_id: str, as_json: JsonOpt = False) -> None:
+    """Every file delivered for a run: group, size, md5, delivered at, expires at, state."""
+    from seqshare.services import runs
+
+    with unit_of_work() as session:
+        rows = runs.ledger(session, run_id)
+
+    def human() -> None:
+        table = Table("group", "file", "bytes", "md5", "delivered", "expires", "state")
+        for r in rows:
+            table.add_row(
+                r.group, r.remote_path, f"{r.size:,}", r.md5, _t(r.delivered_at), _t(r.expires_at), r.state
+            )
+        out.print(table)
+
+    emit(rows, as_json, human)
 
 
 def main(argv: list[str] | None = None) -> int:

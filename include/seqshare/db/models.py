@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Enum,
     ForeignKey,
@@ -27,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from seqshare.db.types import UTCDateTime
+from seqshare.delivery.snapshot import SnapshotSource
 from seqshare.rules import GroupKind
 
 NAMING = {
@@ -45,6 +47,12 @@ class Base(DeclarativeBase):
 class AuditAction(enum.StrEnum):
     SHARE_SET = "share.set"
     SHARE_CLEAR = "share.clear"
+    RUN_SNAPSHOT_OVERRIDE = "run.snapshot_override"
+
+
+class DeliveryState(enum.StrEnum):
+    DELIVERED = "delivered"
+    PURGED = "purged"
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -215,3 +223,59 @@ class AuditEvent(Base):
     via: Mapped[str] = mapped_column(String(20), default="cli")
 
     project: Mapped[Project | None] = relationship()
+
+
+class RunSnapshot(Base):
+    """The frozen snapshot of a run: the instant used, where it came from, and the plan derived from it.
+
+    Written once, by the first DAG run of the run folder; every re-run reuses it unchanged.
+    """
+
+    __tablename__ = "run_snapshot"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id"), primary_key=True)
+    instant: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[SnapshotSource] = mapped_column(_enum(SnapshotSource, "snapshot_source"))
+    frozen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    frozen_by: Mapped[str] = mapped_column(String(200))
+    plan: Mapped[Any | None] = mapped_column(JSON)
+
+    run: Mapped[Run] = relationship()
+    entries: Mapped[list[SnapshotEntry]] = relationship(cascade="all, delete-orphan")
+
+
+class SnapshotEntry(Base):
+    """An external group entitled to a pool of a run by the frozen snapshot."""
+
+    __tablename__ = "snapshot_entry"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run_snapshot.run_id"), primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pool.id"), primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("research_group.id"), primary_key=True)
+
+    pool: Mapped[Pool] = relationship()
+    group: Mapped[Group] = relationship()
+
+
+class Delivery(Base):
+    """The ledger: one file delivered to one group, verified, until it expires and is purged."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (UniqueConstraint("group_id", "remote_path", name="uq_delivery_group_path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id"), index=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("research_group.id"))
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pool.id"))
+    remote_path: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger)
+    md5: Mapped[str] = mapped_column(String(32))
+    state: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState, "delivery_state"))
+    delivered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    purged_by: Mapped[str | None] = mapped_column(String(200))
+
+    run: Mapped[Run] = relationship()
+    group: Mapped[Group] = relationship()
+    pool: Mapped[Pool] = relationship()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from seqshare.errors import SeqshareError
 
-class RunFolderError(Exception):
+
+class RunFolderError(SeqshareError):
     """A run folder, sample sheet or output file that cannot be delivered as is."""
 
     def __init__(self, path: Path | str, reason: str, *, line: int | None = None) -> None:

@@ -1,0 +1,135 @@
+"""
+### Distribute a run folder to the external groups entitled to it
+
+Triggered once per run folder by `scan_run_folders` (run id `run__<run id>`), or by hand with
+`conf={"run_folder": "/path/to/run", "sequencing_time": null}`.
+
+1. **register_run**: read the run folder whole (a malformed folder or sample sheet, an unknown pool,
+   a file escaping the folder stops the run here, naming the file and line) and register the run.
+2. **freeze_snapshot**: for each pool, the external groups its project was shared with at sequencing
+   time (LIMS start, else the instrument's files, else the `sequencing_time` override, which is
+   audited). Frozen at the first run; every re-run reuses it unchanged.
+3. **plan_deliveries**: the groups each pool goes to, and those withheld with the reason, in the log
+   and kept with the run (`seqshare run plan RUN`), before anything is copied.
+4. **deliver**: one task per external group (named after the group), at most `sftp_sessions` pool
+   slots at once. A failure fails only that group's task; retries back off; clearing a failed group's
+   task resumes where it stopped (files already delivered and verified are skipped).
+5. **record_and_report**: what each group received and what the ledger holds.
+
+SFTP target: the Airflow Connection `seqshare_sftp` (see `seqshare.airflow_connection`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+SFTP_POOL = "sftp_sessions"
+
+
+def _fail_without_retry(exc: Exception) -> AirflowFailException:
+    """Bad input does not get better by retrying: fail the task at once with the one-line reason."""
+    return AirflowFailException(str(exc))
+
+
+@dag(
+    dag_id="distribute_run",
+    schedule=None,
+    catchup=False,
+    max_active_runs=4,
+    doc_md=__doc__,
+    tags=["seqshare", "delivery"],
+    params={
+        "run_folder": Param(type="string", description="Absolute path of the run folder."),
+        "sequencing_time": Param(
+            None,
+            type=["null", "string"],
+            description="Override of the sequencing instant (ISO 8601 with a time zone); audited.",
+        ),
+    },
+    default_args={
+        "owner": "seqshare",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=30),
+    },
+)
+def distribute_run() -> None:
+    @task
+    def register_run() -> str:
+        from seqshare.delivery import tasks
+        from seqshare.errors import SeqshareError
+
+        params = get_current_context()["params"]
+        try:
+            return tasks.register(params["run_folder"])
+        except SeqshareError as exc:
+            raise _fail_without_retry(exc) from None
+
+    @task
+    def freeze_snapshot(run_id: str) -> dict[str, Any]:
+        from seqshare.delivery import tasks
+        from seqshare.errors import SeqshareError
+
+        context = get_current_context()
+        params = context["params"]
+        try:
+            plan = tasks.freeze(
+                params["run_folder"],
+                params.get("sequencing_time"),
+                actor=f"airflow:{context['dag_run'].run_id}",
+            )
+        except SeqshareError as exc:
+            raise _fail_without_retry(exc) from None
+        return plan.to_dict()
+
+    @task
+    def plan_deliveries(plan: dict[str, Any]) -> list[dict[str, Any]]:
+        from seqshare.delivery import tasks
+        from seqshare.delivery.plan import DeliveryPlan
+
+        frozen = DeliveryPlan.from_dict(plan)
+        print(frozen.render())  # the task log shows the whole plan before anything is copied
+        return tasks.group_assignments(frozen)
+
+    @task(map_index_template="{{ group }}", pool=SFTP_POOL, retries=4, execution_timeout=timedelta(hours=12))
+    def deliver(assignment: dict[str, Any]) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        from seqshare.airflow_connection import sftp_config_from_connection
+        from seqshare.delivery import tasks
+        from seqshare.errors import SeqshareError
+        from seqshare.transfer import SftpRemote, is_retryable
+
+        get_current_context()["group"] = assignment["group"]  # names this mapped instance in the UI
+        config = sftp_config_from_connection()
+        try:
+            report = tasks.deliver(
+                assignment["run_id"], assignment["group"], connect=lambda: SftpRemote.connect(config)
+            )
+        except Exception as exc:
+            if isinstance(exc, SeqshareError) or not is_retryable(exc):
+                raise _fail_without_retry(exc) from exc
+            raise
+        print(report.describe())
+        return asdict(report)
+
+    @task(trigger_rule="none_failed")
+    def record_and_report(run_id: str, reports: Any) -> dict[str, Any]:
+        from seqshare.delivery import tasks
+
+        summary = tasks.summarise(run_id, list(reports or []))
+        print(summary["plan"])
+        print(f"ledger: {summary['ledger_files']} files, {summary['ledger_bytes']:,} bytes")
+        return summary
+
+    run_id = register_run()
+    reports = deliver.expand(assignment=plan_deliveries(freeze_snapshot(run_id)))
+    record_and_report(run_id, reports)
+
+
+distribute_run()

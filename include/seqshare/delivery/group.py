@@ -1,0 +1,145 @@
+"""Deliver one group's share of a run: the files, then a checksum manifest per pool and a README.
+
+Each file is recorded in the ledger as soon as it is verified (its own transaction), so an interrupted
+delivery resumes where it stopped: files already delivered and verified are skipped, partial ones restart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from seqshare.delivery.plan import MANIFEST, README, DeliveryPlan, manifest_text, readme_text
+from seqshare.errors import InvalidInput
+from seqshare.services import runs
+from seqshare.transfer import CopyResult, Remote
+from seqshare.transfer.send import FileToSend, put_text, send_files
+
+
+@dataclass(frozen=True)
+class GroupReport:
+    run_id: str
+    group: str
+    files: int
+    sent: int
+    skipped: int
+    bytes_sent: int
+    seconds: float
+    destination: str
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes_sent / 1e6 / self.seconds if self.seconds else 0.0
+
+    def describe(self) -> str:
+        return (
+            f"{self.group}: {self.files} files in {self.destination}/ "
+            f"({self.sent} sent, {self.skipped} already there), "
+            f"{self.bytes_sent / 1e6:,.1f} MB in {self.seconds:.1f} s ({self.mb_per_s:,.0f} MB/s)"
+        )
+
+
+def files_to_send(plan: DeliveryPlan, group: str, delivered: dict[str, str]) -> list[FileToSend]:
+    """The group's files, checked against the run folder as it is now (it must not have changed)."""
+    out = []
+    for f in plan.group(group).files:
+        local = Path(plan.run_folder) / f.source
+        try:
+            size = local.stat().st_size
+        except OSError as exc:
+            raise InvalidInput(
+                f"{local}: missing from the run folder ({exc.strerror}); nothing more is sent"
+            ) from None
+        if size != f.size:
+            raise InvalidInput(
+                f"{local}: {size} bytes now, {f.size} when the plan was frozen; the run folder "
+                "changed after planning, nothing more is sent"
+            )
+        out.append(
+            FileToSend(
+                local_path=local,
+                remote_path=f.remote_path,
+                size=f.size,
+                delivered_md5=delivered.get(f.remote_path),
+            )
+        )
+    return out
+
+
+def deliver_group(
+    plan: DeliveryPlan,
+    group: str,
+    *,
+    connect: Callable[[], Remote],
+    sessions: sessionmaker[Session],
+    delivered_at: datetime,
+    parallel: int = 2,
+    log: Callable[[str], None] = print,
+) -> GroupReport:
+    """Send the group's files, record each in the ledger, then write manifests and the README."""
+    started = time.monotonic()
+    gp = plan.group(group)
+    with sessions.begin() as s:
+        delivered = runs.delivered_md5s(s, plan.run_id, group)
+    todo = files_to_send(plan, group, delivered)
+    pool_of = {f.remote_path: f.pool for f in gp.files}
+    md5s: dict[str, str] = {}
+    counts = {"sent": 0, "skipped": 0, "bytes": 0}
+
+    def on_sent(f: FileToSend, result: CopyResult) -> None:
+        md5s[f.remote_path] = result.md5
+        with sessions.begin() as s:
+            runs.record_delivery(
+                s,
+                run_id=plan.run_id,
+                group=group,
+                pool=pool_of[f.remote_path],
+                remote_path=f.remote_path,
+                size=result.size,
+                md5=result.md5,
+                delivered_at=delivered_at,
+            )
+        if result.skipped:
+            counts["skipped"] += 1
+        else:
+            counts["sent"] += 1
+            counts["bytes"] += result.size
+            log(f"sent {f.remote_path} ({result.size:,} bytes, md5 {result.md5})")
+
+    log(f"{group}: {len(todo)} files for {gp.run_dir(plan.run_id)}/ ({len(delivered)} already in the ledger)")
+    send_files(todo, connect, parallel=parallel, mtime=delivered_at, on_sent=on_sent)
+
+    with sessions.begin() as s:
+        ledger = {row.remote_path: row for row in runs.ledger(s, plan.run_id) if row.group == group}
+    remote = connect()
+    try:
+        for pool in gp.pools:
+            pool_files = [f for f in gp.files if f.pool == pool]
+            manifest = manifest_text(
+                pool_files, {p: ledger[p].md5 for p in (f.remote_path for f in pool_files)}
+            )
+            put_text(remote, f"{gp.run_dir(plan.run_id)}/{pool}/{MANIFEST}", manifest, mtime=delivered_at)
+        first = min((row.delivered_at for row in ledger.values()), default=delivered_at)
+        put_text(
+            remote,
+            f"{gp.run_dir(plan.run_id)}/{README}",
+            readme_text(plan, gp, first, first + runs.DEFAULT_TTL),
+            mtime=delivered_at,
+        )
+    finally:
+        remote.close()
+    return GroupReport(
+        run_id=plan.run_id,
+        group=group,
+        files=len(gp.files),
+        sent=counts["sent"],
+        skipped=counts["skipped"],
+        bytes_sent=counts["bytes"],
+        seconds=time.monotonic() - started,
+        destination=gp.run_dir(plan.run_id),
+    )

@@ -1,0 +1,296 @@
+"""Run services: register a run folder, freeze its snapshot once, plan its deliveries, keep the ledger.
+
+The snapshot is frozen by the first DAG run of a run folder and reused unchanged by every re-run, so a
+sharing change made while a delivery is half done can never change who receives that run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from seqshare.db.models import (
+    AuditAction,
+    AuditEvent,
+    Delivery,
+    DeliveryState,
+    Group,
+    Pool,
+    Run,
+    RunLane,
+    RunSnapshot,
+    Share,
+    SnapshotEntry,
+)
+from seqshare.delivery.plan import DeliveryPlan, SourceFile, plan_deliveries
+from seqshare.delivery.snapshot import GroupShare, SnapshotSource, snapshot_run
+from seqshare.errors import InvalidInput
+from seqshare.runfolder import RunFolder
+from seqshare.services import lookup
+
+DEFAULT_TTL = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class SequencingInstant:
+    instant: datetime
+    source: SnapshotSource
+
+
+def register_run(session: Session, folder: RunFolder) -> None:
+    """Record the run folder's run (creating the run if the LIMS has not) and check its pools are known."""
+    pools = {p.name: p for p in session.scalars(select(Pool).where(Pool.name.in_(folder.pool_ids)))}
+    for sample in folder.samples:
+        if sample.pool_id not in pools:
+            raise InvalidInput(
+                f"{folder.sample_sheet}:{sample.line}: pool {sample.pool_id} (sample "
+                f"{sample.sample_id}) is not known to seqshare; import it from the LIMS first"
+            )
+    run = session.scalar(select(Run).where(Run.run_id == folder.run_id).options(selectinload(Run.lanes)))
+    if run is None:
+        run = Run(run_id=folder.run_id)
+        session.add(run)
+    run.flowcell = run.flowcell or folder.flowcell
+    run.instrument = run.instrument or folder.instrument
+    run.run_folder = str(folder.root)
+    if not run.lanes:  # the LIMS is authoritative for lanes when it has them; else the sample sheet
+        lanes = {(lane, pools[s.pool_id].id) for s in folder.samples for lane in (s.lanes or folder.lanes)}
+        run.lanes = [RunLane(lane=lane, pool_id=pool_id) for lane, pool_id in sorted(lanes)]
+    session.flush()
+
+
+def sequencing_instant(run: Run, folder: RunFolder, override: datetime | None) -> SequencingInstant:
+    """The instant of the snapshot: an override given by ops, else the LIMS's start, else the instrument's."""
+    if override is not None:
+        if override.tzinfo is None:
+            raise InvalidInput(f"sequencing-time override {override.isoformat()} has no time zone")
+        return SequencingInstant(override, SnapshotSource.OVERRIDE)
+    if run.sequencing_started_at is not None:
+        return SequencingInstant(run.sequencing_started_at, SnapshotSource.LIMS)
+    if folder.started_at is not None:
+        return SequencingInstant(folder.started_at, SnapshotSource.INSTRUMENT)
+    raise InvalidInput(
+        f"run {folder.run_id}: no sequencing start time in the LIMS or in the instrument's "
+        "files; trigger it with a sequencing_time override"
+    )
+
+
+def _histories(session: Session, projects: set[int]) -> dict[str, list[GroupShare]]:
+    shares = session.scalars(
+        select(Share)
+        .where(Share.project_id.in_(projects))
+        .options(selectinload(Share.group), selectinload(Share.project))
+    )
+    histories: dict[str, list[GroupShare]] = {}
+    for s in shares:
+        histories.setdefault(s.project.name, []).append(
+            GroupShare(s.group.name, s.group.kind, s.granted_at, s.revoked_at)
+        )
+    return histories
+
+
+def freeze_snapshot(
+    session: Session, folder: RunFolder, *, override: datetime | None, actor: str, now: datetime
+) -> DeliveryPlan:
+    """Freeze the run's snapshot and plan at the first call; return the stored plan on every later call.
+
+    A re-run with a different override is refused: the snapshot of a run never changes once frozen.
+    """
+    run = lookup.run(session, folder.run_id)
+    frozen = session.get(RunSnapshot, run.id)
+    if frozen is not None:
+        if override is not None and override != frozen.instant:
+            raise InvalidInput(
+                f"run {run.run_id}: the snapshot was frozen at {frozen.instant.isoformat()} "
+                f"({frozen.source.value}) on {frozen.frozen_at:%Y-%m-%d %H:%M} UTC and cannot be changed"
+            )
+        return DeliveryPlan.from_dict(frozen.plan)
+
+    when = sequencing_instant(run, folder, override)
+    pools = {
+        p.name: p
+        for p in session.scalars(
+            select(Pool).where(Pool.name.in_(folder.pool_ids)).options(selectinload(Pool.project))
+        )
+    }
+    snapshot = snapshot_run(
+        {name: p.project.name for name, p in pools.items()},
+        _histories(session, {p.project_id for p in pools.values()}),
+        when.instant,
+    )
+    groups = {g.name: g for g in session.scalars(select(Group))}
+    files = [
+        SourceFile(pool=pool, source=str(f.relative_path), size=f.size)
+        for pool, fs in folder.pool_files.items()
+        for f in fs
+    ]
+    plan = plan_deliveries(
+        run_id=run.run_id,
+        run_folder=str(folder.root),
+        instant=when.instant,
+        source=when.source,
+        snapshot=snapshot,
+        files=files,
+        group_dirs={n: g.ftp_dir for n, g in groups.items() if g.ftp_dir},
+    )
+    session.add(
+        RunSnapshot(
+            run_id=run.id,
+            instant=when.instant,
+            source=when.source,
+            frozen_at=now,
+            frozen_by=actor,
+            plan=plan.to_dict(),
+            entries=[
+                SnapshotEntry(pool_id=pools[p.pool].id, group_id=groups[g].id)
+                for p in snapshot
+                for g in p.groups
+            ],
+        )
+    )
+    if when.source is SnapshotSource.OVERRIDE:
+        session.add(
+            AuditEvent(
+                at=now,
+                actor=actor,
+                action=AuditAction.RUN_SNAPSHOT_OVERRIDE,
+                project_id=None,
+                via="airflow",
+                before={
+                    "run": run.run_id,
+                    "lims": _iso(run.sequencing_started_at),
+                    "instrument": _iso(folder.started_at),
+                },
+                after={"run": run.run_id, "instant": when.instant.isoformat()},
+            )
+        )
+    session.flush()
+    return plan
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+def stored_plan(session: Session, run_id: str) -> DeliveryPlan | None:
+    """The frozen plan of a run, or None if no DAG run has frozen it yet."""
+    run = lookup.run(session, run_id)
+    frozen = session.get(RunSnapshot, run.id)
+    return DeliveryPlan.from_dict(frozen.plan) if frozen else None
+
+
+def preview_plan(session: Session, folder: RunFolder, override: datetime | None = None) -> DeliveryPlan:
+    """What freezing would produce now, without writing anything (for `seqshare run plan`)."""
+    with session.begin_nested() as savepoint:
+        register_run(session, folder)
+        plan = freeze_snapshot(
+            session, folder, override=override, actor="preview", now=datetime.now().astimezone()
+        )
+        savepoint.rollback()
+    return plan
+
+
+# -- the ledger ---------------------------------------------------------------------------------------
+
+
+def delivered_md5s(session: Session, run_id: str, group: str) -> dict[str, str]:
+    """remote path → md5 of the files already delivered (and verified) to the group for this run."""
+    rows = session.execute(
+        select(Delivery.remote_path, Delivery.md5)
+        .join(Delivery.run)
+        .join(Delivery.group)
+        .where(Run.run_id == run_id, Group.name == group, Delivery.state == DeliveryState.DELIVERED)
+    )
+    return dict(rows.tuples().all())
+
+
+def record_delivery(
+    session: Session,
+    *,
+    run_id: str,
+    group: str,
+    pool: str,
+    remote_path: str,
+    size: int,
+    md5: str,
+    delivered_at: datetime,
+    ttl: timedelta = DEFAULT_TTL,
+) -> bool:
+    """Write one ledger row; a file already recorded for the group is left as it is (re-runs).
+
+    Returns True if a row was written.
+    """
+    grp = lookup.group(session, group)
+    existing = session.scalar(
+        select(Delivery).where(Delivery.group_id == grp.id, Delivery.remote_path == remote_path)
+    )
+    if existing is not None and existing.state is DeliveryState.DELIVERED:
+        if existing.md5 != md5 or existing.size != size:
+            raise InvalidInput(
+                f"{remote_path}: ledger has md5 {existing.md5} ({existing.size} bytes) but the "
+                f"delivered file is {md5} ({size} bytes)"
+            )
+        return False
+    run = lookup.run(session, run_id)
+    pool_row = session.scalars(select(Pool).where(Pool.name == pool)).one()
+    if existing is not None:  # purged earlier and delivered again by a re-run: a new life for the row
+        session.delete(existing)
+        session.flush()
+    session.add(
+        Delivery(
+            run_id=run.id,
+            group_id=grp.id,
+            pool_id=pool_row.id,
+            remote_path=remote_path,
+            size=size,
+            md5=md5,
+            state=DeliveryState.DELIVERED,
+            delivered_at=delivered_at,
+            expires_at=delivered_at + ttl,
+        )
+    )
+    session.flush()
+    return True
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    group: str
+    pool: str
+    remote_path: str
+    size: int
+    md5: str
+    state: str
+    delivered_at: datetime
+    expires_at: datetime
+
+
+def ledger(session: Session, run_id: str) -> list[LedgerRow]:
+    rows = session.scalars(
+        select(Delivery)
+        .join(Delivery.run)
+        .where(Run.run_id == run_id)
+        .options(selectinload(Delivery.group), selectinload(Delivery.pool))
+        .order_by(Delivery.remote_path)
+    )
+    return [
+        LedgerRow(
+            d.group.name,
+            d.pool.name,
+            d.remote_path,
+            d.size,
+            d.md5,
+            d.state.value,
+            d.delivered_at,
+            d.expires_at,
+        )
+        for d in rows
+    ]
+
+
+def group_dirs(session: Session) -> Mapping[str, str]:
+    return {g.name: g.ftp_dir for g in session.scalars(select(Group)) if g.ftp_dir}
