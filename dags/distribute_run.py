@@ -71,7 +71,7 @@ def distribute_run() -> None:
             raise _fail_without_retry(exc) from None
 
     @task
-    def freeze_snapshot(run_id: str) -> dict[str, Any]:
+    def freeze_snapshot(run: str) -> dict[str, Any]:
         from seqshare.delivery import tasks
         from seqshare.errors import SeqshareError
 
@@ -119,17 +119,17 @@ def distribute_run() -> None:
         return asdict(report)
 
     @task(trigger_rule="none_failed")
-    def record_and_report(run_id: str, reports: Any) -> dict[str, Any]:
+    def record_and_report(run: str, reports: Any) -> dict[str, Any]:
         from seqshare.delivery import tasks
 
-        summary = tasks.summarise(run_id, list(reports or []))
+        summary = tasks.summarise(run, list(reports or []))
         print(summary["plan"])
         print(f"ledger: {summary['ledger_files']} files, {summary['ledger_bytes']:,} bytes")
         return summary
 
-    run_id = register_run()
-    reports = deliver.expand(assignment=plan_deliveries(freeze_snapshot(run_id)))
-    record_and_report(run_id, reports)
+    run = register_run()
+    reports = deliver.expand(assignment=plan_deliveries(freeze_snapshot(run)))
+    record_and_report(run, reports)
 
 
 distribute_run()

@@ -1,0 +1,226 @@
+"""The main job, end to end on the embedded default: a run folder delivered over SFTP by Airflow.
+
+Run by scripts/demo (which sets up the venv first). Everything lives under $SEQSHARE_HOME (./var/demo):
+the SQLite application database, an Airflow home with its own SQLite metadata database, a local OpenSSH
+sshd on 127.0.0.1 with its own config and keys, the run folder, and the groups' FTP directories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from seqshare import localsftp
+from seqshare.db.engine import make_engine, make_sessions
+from seqshare.services import sharing
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RUN_ID = "260301_A01234_0042_BHXYZ2DRX3"
+SEQUENCED = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)  # the run's start, as registered in examples/lims.yaml
+SAMPLES = {"SLX-10001": ["LIV_01", "LIV_02"], "SLX-10002": ["MA_01"], "SLX-10003": ["CRISPR_A", "CRISPR_B"]}
+LANES = {"SLX-10001": 1, "SLX-10002": 1, "SLX-10003": 2}
+FASTQ_BYTES = 8 * 1024 * 1024
+
+
+def step(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+def run(*cmd: str | Path, quiet: bool = False) -> None:
+    if not quiet:
+        print("$ " + " ".join(str(c) for c in cmd), flush=True)
+    result = subprocess.run([str(c) for c in cmd], capture_output=quiet, text=True, check=False)
+    if result.returncode != 0:
+        if quiet:
+            print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")
+        raise SystemExit(
+            f"demo: {cmd[0]} {cmd[1] if len(cmd) > 1 else ''} failed with exit code {result.returncode}"
+        )
+
+
+def capture(*cmd: str | Path) -> str:
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=True).stdout
+
+
+def share_history() -> None:
+    """Sharing decided around the sequencing time (services with explicit times, as the page would)."""
+    engine = make_engine()
+    sessions = make_sessions(engine)
+    day = timedelta(days=1)
+    with sessions.begin() as s:
+        # Liver eQTL: shared before sequencing with an external and an internal group.
+        sharing.set_sharing(
+            s,
+            project="Liver eQTL",
+            groups=["Acme Therapeutics", "Bioinformatics Core"],
+            actor="dodom",
+            now=SEQUENCED - 10 * day,
+        )
+        # Mouse Atlas: shared with Northgate only after sequencing: nothing of this run for them.
+        sharing.set_sharing(
+            s,
+            project="Mouse Atlas",
+            groups=["Northgate University"],
+            actor="mtaylor",
+            now=SEQUENCED + 4 * day,
+        )
+        # Acme's screen: shared with the special group before sequencing, revoked after: still delivered.
+        sharing.set_sharing(
+            s,
+            project="Acme CRISPR screen",
+            groups=["Functional Genomics Centre", "Odom Lab"],
+            actor="ajones",
+            now=SEQUENCED - 5 * day,
+        )
+        sharing.set_sharing(
+            s, project="Acme CRISPR screen", groups=["Odom Lab"], actor="ajones", now=SEQUENCED + 2 * day
+        )
+    engine.dispose()
+
+
+def build_run_folder(parent: Path) -> Path:
+    """The example run's metadata, BCL Convert output with random fastq bytes, and its completion marker."""
+    run_dir = parent / RUN_ID
+    out = run_dir / "BCLConvert"
+    (out / "Reports").mkdir(parents=True)
+    for name in ("RunInfo.xml", "RunParameters.xml"):
+        shutil.copy(REPO / "examples" / "run" / name, run_dir / name)
+    shutil.copy(REPO / "examples" / "run" / "SampleSheet.csv", out / "Reports" / "SampleSheet.csv")
+    (out / "Reports" / "fastq_list.csv").write_text("RGID,RGSM,RGLB,Lane,Read1File,Read2File\n")
+    number = 0
+    for pool, samples in SAMPLES.items():
+        (out / pool).mkdir()
+        for sample in samples:
+            number += 1
+            for read in ("R1", "R2"):
+                (out / pool / f"{sample}_S{number}_L00{LANES[pool]}_{read}_001.fastq.gz").write_bytes(
+                    os.urandom(FASTQ_BYTES)
+                )
+    for lane in (1, 2):
+        (out / f"Undetermined_S0_L00{lane}_R1_001.fastq.gz").write_bytes(os.urandom(1024 * 1024))
+    (run_dir / "RTAComplete.txt").write_text(" ")
+    return run_dir
+
+
+def show_tree(root: Path) -> None:
+    for path in sorted(root.rglob("*")):
+        depth = len(path.relative_to(root).parts) - 1
+        size = f"  {path.stat().st_size:>12,} bytes" if path.is_file() else "/"
+        print(f"  {'  ' * depth}{path.name}{size}")
+
+
+def main() -> None:
+    home = Path(os.environ["SEQSHARE_HOME"]).resolve()
+    airflow_home = home / "airflow"
+    os.environ.update(
+        {
+            "SEQSHARE_DATABASE_URL": f"sqlite:///{home / 'seqshare.db'}",
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+        }
+    )
+    seqshare, airflow = BIN / "seqshare", BIN / "airflow"
+
+    step("a local SFTP server: OpenSSH sshd on 127.0.0.1, its own config and keys")
+    server = localsftp.start(home / "sshd")
+    ftp_root = server.base_dir
+    os.environ["AIRFLOW_CONN_SEQSHARE_SFTP"] = json.dumps(server.connection(ftp_root))
+    print(
+        f"sshd on {server.host}:{server.port}, host key {server.host_key_line.split()[0]} pinned in the "
+        f"Airflow connection seqshare_sftp; groups' directories under {ftp_root}"
+    )
+    try:
+        step("the application database (SQLite) and the LIMS export")
+        run(seqshare, "db", "upgrade")
+        run(seqshare, "lims", "import", REPO / "examples" / "lims.yaml")
+
+        step("the Data Sharing rules, through the CLI (--as applies the page's rules)")
+        run(seqshare, "share", "list", "--as", "dodom")
+        run(seqshare, "share", "options", "Acme CRISPR screen", "--as", "ajones")
+        print("$ seqshare share set 'Acme CRISPR screen' 'Northgate University' --as ajones")
+        refused = subprocess.run(
+            [str(seqshare), "share", "set", "Acme CRISPR screen", "Northgate University", "--as", "ajones"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        print(refused.stderr.strip(), f"(exit code {refused.returncode}; nothing changed)")
+
+        step(f"sharing decided around the sequencing of {RUN_ID} ({SEQUENCED:%Y-%m-%d %H:%M} UTC)")
+        share_history()
+        for project in ("Liver eQTL", "Mouse Atlas", "Acme CRISPR screen"):
+            run(seqshare, "share", "show", project)
+
+        step("a completed run folder appears")
+        run_dir = build_run_folder(home / "runs")
+        print(f"{run_dir}: {sum(1 for _ in run_dir.rglob('*.fastq.gz'))} fastq files")
+
+        step("Airflow: metadata database, the sftp_sessions pool, then distribute_run for the run folder")
+        run(airflow, "db", "migrate", quiet=True)
+        run(
+            airflow,
+            "pools",
+            "set",
+            "sftp_sessions",
+            "4",
+            "Concurrent SFTP sessions of deliveries",
+            quiet=True,
+        )
+        run(
+            airflow,
+            "dags",
+            "test",
+            "distribute_run",
+            "-c",
+            json.dumps({"run_folder": str(run_dir)}),
+            quiet=True,
+        )
+        print("distribute_run finished: success")
+
+        step("what was planned, delivered and withheld, and why (seqshare run plan)")
+        run(seqshare, "run", "plan", RUN_ID)
+
+        step("what landed in each group's directory on the SFTP server")
+        show_tree(ftp_root)
+        for manifest in sorted(ftp_root.rglob("md5sums.txt")):
+            check = subprocess.run(
+                ["md5sum", "-c", "md5sums.txt"],
+                cwd=manifest.parent,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            verdict = "all files OK" if check.returncode == 0 else "MISMATCH"
+            print(f"md5sum -c {manifest.relative_to(ftp_root)}: {verdict}")
+            if check.returncode != 0:
+                raise SystemExit(check.stdout)
+
+        step("the ledger (30-day time to live)")
+        run(seqshare, "run", "ledger", RUN_ID)
+
+        step("running the DAG again delivers nothing twice")
+        ledger = capture(seqshare, "run", "ledger", RUN_ID, "--json")
+        tree = {p: p.stat().st_mtime_ns for p in ftp_root.rglob("*")}
+        conf = json.dumps({"run_folder": str(run_dir)})
+        run(airflow, "dags", "test", "distribute_run", "-c", conf, quiet=True)
+        if capture(seqshare, "run", "ledger", RUN_ID, "--json") != ledger:
+            raise SystemExit("demo: the ledger changed on a re-run")
+        if {p: p.stat().st_mtime_ns for p in ftp_root.rglob("*")} != tree:
+            raise SystemExit("demo: the SFTP tree changed on a re-run")
+        print("second distribute_run: success; ledger and SFTP tree unchanged")
+    finally:
+        server.stop()
+    print(f"\ndemo state in {home} (SEQSHARE_HOME={home} {seqshare} --help)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""distribute_run end to end: dag.test() against a real sshd and a real application database.
+
+The scenario (tests/runs.py): a run with pools of several projects; groups granted before sequencing
+receive their pools' files byte-identical, a group granted after receives nothing, a group revoked after
+sequencing still receives, internal shares produce no transfer, two groups of one project both receive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from seqshare.db.engine import make_sessions
+from seqshare.services import runs
+from tests import databases
+from tests.airflow_env import DAGS
+from tests.runs import EXPECTED, FTP_DIRS, POOLS, RUN_ID, build_run, load_scenario
+
+pytestmark = pytest.mark.slow
+DAG_ID = "distribute_run"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def app_sessions(request, tmp_path, monkeypatch) -> Iterator[sessionmaker[Session]]:
+    """The application database the DAG's tasks use (SEQSHARE_DATABASE_URL), with the scenario loaded."""
+    if request.param == "sqlite":
+        url_cm = None
+        url = databases.scratch_sqlite(tmp_path)
+    else:
+        url_cm = databases.scratch_postgres()
+        url = url_cm.__enter__()
+    engine = databases.migrated_engine(url)
+    monkeypatch.setenv("SEQSHARE_DATABASE_URL", url)
+    try:
+        yield make_sessions(engine)
+    finally:
+        engine.dispose()
+        if url_cm is not None:
+            url_cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def sftp_connection(sshd_server, sftp_root, monkeypatch) -> Path:
+    """The `seqshare_sftp` Airflow Connection pointing at the throwaway sshd; returns the FTP root."""
+    conn = {
+        "conn_type": "sftp",
+        "host": sshd_server.host,
+        "port": sshd_server.port,
+        "login": sshd_server.username,
+        "extra": {
+            "host_key": sshd_server.host_key_line,
+            "key_file": str(sshd_server.client_key_path),
+            "root": str(sftp_root),
+            "conn_timeout": 10,
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SEQSHARE_SFTP", json.dumps(conn))
+    return sftp_root
+
+
+@pytest.fixture
+def dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=DAGS / "distribute_run.py")
+    assert not bag.import_errors
+    return bag.get_dag(DAG_ID)
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def test_a_run_reaches_exactly_the_groups_entitled_at_sequencing_time(
+    dag, airflow_db, app_sessions, sftp_connection, tmp_path
+) -> None:
+    built = build_run(tmp_path / "runs", POOLS)
+    with app_sessions.begin() as s:
+        load_scenario(s)
+
+    run = dag.test(run_conf={"run_folder": str(built.path)}, logical_date=None)
+
+    assert run.state == "success"
+    states = airflow_db.task_states(DAG_ID, run.run_id)
+    assert {k: v for k, v in states.items() if k[0] == "deliver"} == {
+        ("deliver", i): "success" for i in range(3)
+    }
+    assert set(airflow_db.rendered_map_indexes(DAG_ID, run.run_id, "deliver").values()) == set(EXPECTED)
+
+    remote = tree(sftp_connection)
+    expected_files = {}
+    for group, pools in EXPECTED.items():
+        for pool in pools:
+            for f in built.files[pool]:
+                expected_files[f"{FTP_DIRS[group]}/{RUN_ID}/{pool}/{f.name}"] = f.read_bytes()
+    data_files = {p: b for p, b in remote.items() if p.endswith(".fastq.gz")}
+    assert data_files.keys() == expected_files.keys()  # nothing more, nothing less, no .partial
+    assert all(data_files[p] == expected_files[p] for p in expected_files)  # byte-identical
+    assert not any("partial" in p for p in remote)
+    assert not (sftp_connection / FTP_DIRS["Ext Co"] / RUN_ID / "SLX-4").exists()  # granted after sequencing
+
+    for group, pools in EXPECTED.items():
+        for pool in pools:
+            folder = sftp_connection / FTP_DIRS[group] / RUN_ID / pool
+            check = subprocess.run(
+                ["md5sum", "-c", "md5sums.txt"], cwd=folder, capture_output=True, text=True
+            )
+            assert check.returncode == 0, check.stdout + check.stderr
+            assert check.stdout.count(": OK") == len(built.files[pool])
+        readme = (sftp_connection / FTP_DIRS[group] / RUN_ID / "README.txt").read_text()
+        assert RUN_ID in readme
+        assert "DELETED from this server on" in readme
+
+    with app_sessions.begin() as s:
+        ledger = runs.ledger(s, RUN_ID)
+    assert len(ledger) == len(expected_files)
+    assert {(r.remote_path, r.md5) for r in ledger} == {(p, md5(b)) for p, b in expected_files.items()}
+    assert all((r.expires_at - r.delivered_at).days == 30 for r in ledger)
+
+    summary = airflow_db.xcom(DAG_ID, run.run_id, "record_and_report")
+    assert summary["ledger_files"] == len(expected_files)
+    assert "withheld from Ext Co: shared only after sequencing" in summary["plan"]
+
+    # Re-running the whole DAG (a new DAG run of the same folder) changes nothing remote, duplicates nothing.
+    mtimes = {p: q.stat().st_mtime_ns for p, q in ((p, sftp_connection / p) for p in remote)}
+    again = dag.test(run_conf={"run_folder": str(built.path)}, logical_date=None)
+    assert again.state == "success"
+    assert tree(sftp_connection) == remote
+    assert {p: (sftp_connection / p).stat().st_mtime_ns for p in remote} == mtimes
+    with app_sessions.begin() as s:
+        assert runs.ledger(s, RUN_ID) == ledger
+    reports = [airflow_db.xcom(DAG_ID, again.run_id, "deliver", map_index=i) for i in range(3)]
+    assert {r["group"]: (r["sent"], r["skipped"]) for r in reports} == {
+        g: (0, sum(len(built.files[p]) for p in pools)) for g, pools in EXPECTED.items()
+    }
+
+
+def test_a_run_with_no_external_share_finishes_green_with_nothing_to_do(
+    dag, airflow_db, app_sessions, sftp_connection, tmp_path
+) -> None:
+    built = build_run(tmp_path / "runs", {"SLX-5": ["S6"]})  # Ext Project: shared with an internal group only
+    with app_sessions.begin() as s:
+        load_scenario(s)
+    run = dag.test(run_conf={"run_folder": str(built.path)}, logical_date=None)
+    assert run.state == "success"
+    states = airflow_db.task_states(DAG_ID, run.run_id)
+    assert states[("record_and_report", -1)] == "success"
+    assert tree(sftp_connection) == {}
+
+
+def rerun_task(run_id: str, task_id: str, map_index: int, conf: dict) -> subprocess.CompletedProcess[str]:
+    """Run one task instance of an existing DAG run again, as ops do after clearing it in the UI."""
+    airflow = str(Path(sys.executable).parent / "airflow")
+    cmd = [
+        airflow,
+        "tasks",
+        "test",
+        DAG_ID,
+        task_id,
+        run_id,
+        "--map-index",
+        str(map_index),
+        "--task-params",
+        json.dumps(conf),
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.parametrize("app_sessions", ["sqlite"], indirect=True)  # the airflow CLI is slow to start
+def test_one_groups_failure_fails_only_its_task_and_rerunning_tasks_resumes_without_duplicates(
+    dag, airflow_db, app_sessions, sftp_connection, tmp_path
+) -> None:
+    built = build_run(tmp_path / "runs", POOLS)
+    with app_sessions.begin() as s:
+        load_scenario(s)
+    # Someone left a different file under a name Special is about to receive: never silently replaced.
+    squatter = sftp_connection / FTP_DIRS["Special"] / RUN_ID / "SLX-3" / built.files["SLX-3"][0].name
+    squatter.parent.mkdir(parents=True)
+    squatter.write_bytes(b"not the delivered file")
+
+    failed = dag.test(run_conf={"run_folder": str(built.path)}, logical_date=None)
+    assert failed.state == "failed"
+    names = airflow_db.rendered_map_indexes(DAG_ID, failed.run_id, "deliver")
+    index = {name: i for i, name in names.items()}
+    states = airflow_db.task_states(DAG_ID, failed.run_id)
+    assert {name: states[("deliver", i)] for name, i in index.items()} == {
+        "Ext Co": "success",
+        "Ext Two": "success",
+        "Special": "failed",
+    }
+    assert squatter.read_bytes() == b"not the delivered file"
+
+    # Re-running a group that succeeded changes nothing remote and adds nothing to the ledger.
+    before = tree(sftp_connection)
+    with app_sessions.begin() as s:
+        ledger_before = runs.ledger(s, RUN_ID)
+    again = rerun_task(failed.run_id, "deliver", index["Ext Co"], {"run_folder": str(built.path)})
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert tree(sftp_connection) == before
+    with app_sessions.begin() as s:
+        assert runs.ledger(s, RUN_ID) == ledger_before
+
+    squatter.unlink()  # ops remove the cause, then re-run the failed group's task
+    resumed = rerun_task(failed.run_id, "deliver", index["Special"], {"run_folder": str(built.path)})
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    for f in built.files["SLX-3"]:
+        assert (squatter.parent / f.name).read_bytes() == f.read_bytes()
+    assert (squatter.parent / "md5sums.txt").is_file()
+    with app_sessions.begin() as s:
+        paths = [r.remote_path for r in runs.ledger(s, RUN_ID)]
+    assert len(paths) == len(set(paths)) == sum(len(built.files[p]) for ps in EXPECTED.values() for p in ps)
