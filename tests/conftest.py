@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from seqshare.db.engine import make_sessions
 from tests import databases
 
-pytest_plugins = ["tests.sshd"]  # a real OpenSSH sshd on 127.0.0.1: sshd_server, sftp_root
+# tests.airflow_env first: it sets AIRFLOW_HOME & co. before anything imports Airflow.
+pytest_plugins = ["tests.airflow_env", "tests.sshd"]
 
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -126,10 +126,10 @@ class LocalSftpServer:
         }
 
 
-def start(tmp: Path) -> LocalSftpServer:
-    """Start sshd with config and keys in `tmp` and wait until it answers."""
-    if not os.access(SSHD, os.X_OK):
-        raise LocalSftpError(f"{SSHD} is missing: install openssh-server (apt-get install openssh-server)")
+def start(tmp: Path, *, extra_config: str = "", sshd: str = SSHD) -> LocalSftpServer:
+    """Start sshd with config and keys in `tmp` and wait until it answers (`extra_config`: more lines)."""
+    if not os.access(sshd, os.X_OK):
+        raise LocalSftpError(f"{sshd} is missing: install openssh-server (apt-get install openssh-server)")
     if shutil.which("ssh-keygen") is None:
         raise LocalSftpError("ssh-keygen is missing: install openssh-client")
     if os.geteuid() == 0:
@@ -142,7 +142,7 @@ def start(tmp: Path) -> LocalSftpServer:
     base_dir.mkdir()
     port = free_port()
     config = tmp / "sshd_config"
-    config.write_text(CONFIG.format(port=port, tmp=tmp))
+    config.write_text(CONFIG.format(port=port, tmp=tmp) + extra_config)
     with open(tmp / "sshd.log", "wb") as log:
         process = subprocess.Popen(
             [SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT

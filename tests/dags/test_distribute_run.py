@@ -220,3 +220,61 @@ def test_one_groups_failure_fails_only_its_task_and_rerunning_tasks_resumes_with
     with app_sessions.begin() as s:
         paths = [r.remote_path for r in runs.ledger(s, RUN_ID)]
     assert len(paths) == len(set(paths)) == sum(len(built.files[p]) for ps in EXPECTED.values() for p in ps)
+
+
+def test_an_unknown_host_key_refuses_to_connect_and_sends_nothing(
+    dag, airflow_db, app_sessions, sftp_connection, tmp_path, monkeypatch
+) -> None:
+    import os
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_SEQSHARE_SFTP"])
+    other = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    conn["extra"]["host_key"] = (tmp_path / "other_host_key.pub").read_text().strip()
+    monkeypatch.setenv("AIRFLOW_CONN_SEQSHARE_SFTP", json.dumps(conn))
+    built = build_run(tmp_path / "runs", POOLS)
+    with app_sessions.begin() as s:
+        load_scenario(s)
+
+    run = dag.test(run_conf={"run_folder": str(built.path)}, logical_date=None)
+
+    assert run.state == "failed"
+    states = airflow_db.task_states(DAG_ID, run.run_id)
+    assert {v for k, v in states.items() if k[0] == "deliver"} == {"failed"}
+    assert tree(sftp_connection) == {}
+    with app_sessions.begin() as s:
+        assert runs.ledger(s, RUN_ID) == []
+
+
+@pytest.mark.parametrize("app_sessions", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        ("unknown_pool", "pool SLX-999 (sample S9) is not known"),
+        ("missing_marker", "sequencing not finished"),
+        ("escaping_symlink", "outside"),
+    ],
+)
+def test_a_bad_run_folder_fails_at_registration_and_delivers_nothing(
+    dag, airflow_db, app_sessions, sftp_connection, tmp_path, breakage, message, capfd
+) -> None:
+    pools = {**POOLS, "SLX-999": ["S9"]} if breakage == "unknown_pool" else POOLS
+    built = build_run(tmp_path / "runs", pools, complete=breakage != "missing_marker")
+    if breakage == "escaping_symlink":
+        target = built.files["SLX-1"][0]
+        secret = tmp_path / "secret.fastq.gz"
+        secret.write_bytes(b"outside the run folder")
+        target.unlink()
+        target.symlink_to(secret)
+    with app_sessions.begin() as s:
+        load_scenario(s)
+
+    run = dag.test(run_conf={"run_folder": str(built.path)}, logical_date=None)
+
+    assert run.state == "failed"
+    states = airflow_db.task_states(DAG_ID, run.run_id)
+    assert states[("register_run", -1)] == "failed"
+    assert states[("freeze_snapshot", -1)] == "upstream_failed"
+    assert tree(sftp_connection) == {}
+    out, err = capfd.readouterr()
+    assert message in out + err  # the task log names the problem in one line

@@ -97,6 +97,29 @@ def test_a_different_existing_file_is_a_conflict_and_stays_untouched(
     assert sorted(p.name for p in sftp_root.iterdir()) == ["f"]
 
 
+def test_an_unrecorded_file_with_the_same_bytes_is_verified_and_skipped(
+    remote: BaseRemote, sftp_root: Path, source
+) -> None:
+    """A crash between rename and ledger record: the re-run compares the bytes, then records the md5."""
+    path, md5 = source
+    (sftp_root / "f").write_bytes(path.read_bytes())
+    again = copy_file(path, remote, "f")
+    assert again.skipped
+    assert again.md5 == md5
+
+
+def test_an_unrecorded_same_size_file_with_other_bytes_is_a_conflict(
+    remote: BaseRemote, sftp_root: Path, source
+) -> None:
+    path, _ = source
+    squatter = bytearray(path.read_bytes())
+    squatter[-1] ^= 0xFF
+    (sftp_root / "f").write_bytes(bytes(squatter))
+    with pytest.raises(DestinationConflict, match="same size but other content"):
+        copy_file(path, remote, "f")
+    assert (sftp_root / "f").read_bytes() == bytes(squatter)
+
+
 def test_same_size_but_different_ledger_md5_is_a_conflict(remote: BaseRemote, source) -> None:
     path, md5 = source
     copy_file(path, remote, "f")

@@ -205,7 +205,7 @@ def delivered_md5s(session: Session, run_id: str, group: str) -> dict[str, str]:
         .join(Delivery.group)
         .where(Run.run_id == run_id, Group.name == group, Delivery.state == DeliveryState.DELIVERED)
     )
-    return dict(rows.tuples().all())
+    return {path: md5 for path, md5 in rows}
 
 
 def record_delivery(

@@ -28,6 +28,7 @@ from seqshare.transfer.guard import Action, Guard, PlannedAction
 from seqshare.transfer.local import LocalRemote
 from seqshare.transfer.paths import check_path, resolve_under
 from seqshare.transfer.remote import BaseRemote, Entry, Remote, RemoveResult
+from seqshare.transfer.send import FileToSend, SendFailed, SendFailure, put_text, send_files
 
 if TYPE_CHECKING:
     from seqshare.transfer.sftp import SftpConfig, SftpRemote
@@ -41,6 +42,7 @@ __all__ = [
     "CorruptedTransfer",
     "DestinationConflict",
     "Entry",
+    "FileToSend",
     "Guard",
     "HostKeyMismatch",
     "LocalRemote",
@@ -48,6 +50,8 @@ __all__ = [
     "PlannedAction",
     "Remote",
     "RemoveResult",
+    "SendFailed",
+    "SendFailure",
     "SftpConfig",
     "SftpRemote",
     "SourceChanged",
@@ -59,7 +63,9 @@ __all__ = [
     "copy_file",
     "is_retryable",
     "partial_path",
+    "put_text",
     "resolve_under",
+    "send_files",
 ]
 
 

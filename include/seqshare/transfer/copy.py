@@ -87,8 +87,20 @@ class _Md5:
             self._thread = None
 
 
+def _md5_of(stream: BinaryIO) -> str:
+    digest = hashlib.md5()  # noqa: S324 - a checksum for md5sum -c, not security
+    while chunk := stream.read(4 * 1024 * 1024):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _check_existing(
-    remote: Remote, remote_path: str, size: int, expected_md5: str | None, delivered_md5: str | None
+    remote: Remote,
+    remote_path: str,
+    local_path: str,
+    size: int,
+    expected_md5: str | None,
+    delivered_md5: str | None,
 ) -> CopyResult | None:
     existing = remote.stat(remote_path)
     if existing is None:
@@ -109,7 +121,20 @@ def _check_existing(
             f"{remote_path!r} exists on the remote with md5 {delivered_md5} (ledger), the local file should "
             f"have {expected_md5}; {hint}"
         )
-    return CopyResult(remote_path, size, delivered_md5 or expected_md5, skipped=True)
+    if delivered_md5 is None:
+        # Not in our ledger (a crash between rename and record, or a file put there by someone else):
+        # same size proves nothing, so compare the bytes before calling it delivered.
+        with open(local_path, "rb") as local:
+            local_md5 = _md5_of(local)
+        with remote.open_read(remote_path) as theirs:
+            remote_md5 = _md5_of(theirs)
+        if local_md5 != remote_md5:
+            raise DestinationConflict(
+                f"{remote_path!r} exists on the remote with the same size but other content "
+                f"(md5 {remote_md5}, local {local_md5}); {hint}"
+            )
+        return CopyResult(remote_path, size, local_md5, skipped=True)
+    return CopyResult(remote_path, size, delivered_md5, skipped=True)
 
 
 def copy_file(
@@ -143,7 +168,7 @@ def copy_file(
     partial = partial_path(remote_path)
     parent, _ = split_parent(remote_path)
 
-    skipped = _check_existing(remote, remote_path, size, expected_md5, delivered_md5)
+    skipped = _check_existing(remote, remote_path, local_path, size, expected_md5, delivered_md5)
     if skipped is not None:
         return skipped
     if remote.guard.dry_run:

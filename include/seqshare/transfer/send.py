@@ -1,0 +1,306 @@
+"""`send_files`: many files to one remote, in parallel and resumable; `put_text` for small generated files.
+
+- `parallel` worker threads, each with its **own connection** from `connect()` (paramiko encrypts in the
+  calling thread, and one SFTP session must be used by one thread at a time), reused for many files.
+- Largest files first, so the run does not end with one worker sending a big file while the others idle.
+- Every file goes through `copy_file` (temporary name → size check → rename that never replaces; md5 in the
+  same pass; a destination already holding a file of the same size is skipped).
+- Retryable errors (`is_retryable`) drop that worker's connection, and the file is retried on a fresh one
+  with backoff; non-retryable errors (a conflicting destination, permission denied, no space…) are recorded
+  for that file without retrying, and the other files carry on. At the end `SendFailed` lists every failure.
+- A connection that cannot be made for a non-retryable reason (host key mismatch, authentication refused, bad
+  key file) stops the whole run at once: every file not yet sent is reported failed, none is tried.
+- `on_sent(file, result)` runs in the **calling** thread as each file completes (or is skipped), so the caller
+  can record its ledger row per file and a crash mid-run resumes from what was recorded.
+
+Memory stays flat: at most `parallel` files are in flight, each streamed in `copy_file`'s chunks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from seqshare.transfer.copy import CopyResult, copy_file, partial_path
+from seqshare.transfer.errors import DestinationConflict, TransferError, call_with_retry, is_retryable
+from seqshare.transfer.guard import Guard
+from seqshare.transfer.paths import check_path, split_parent
+from seqshare.transfer.remote import Remote
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARALLEL = 2
+
+
+@dataclass(frozen=True)
+class FileToSend:
+    local_path: Path
+    remote_path: str  # relative to the remote root, e.g. "acme/RUN_ID/SLX-1/x_R1_001.fastq.gz"
+    size: int
+    delivered_md5: str | None = None  # from our ledger if it was delivered before (re-run)
+
+
+@dataclass(frozen=True)
+class SendFailure:
+    file: FileToSend
+    error: str
+    retryable: bool
+
+
+class SendFailed(TransferError):
+    """Some files could not be sent; `failures` lists every one (the others were delivered)."""
+
+    def __init__(self, failures: Sequence[SendFailure], total: int) -> None:
+        self.failures = list(failures)
+        self.total = total
+        first = self.failures[0]
+        super().__init__(
+            f"{len(self.failures)} of {total} files failed: {first.file.remote_path}: {first.error}"
+        )
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        """True when every failure is retryable (a later run may succeed without anyone acting)."""
+        return all(f.retryable for f in self.failures)
+
+
+class _Fatal(Exception):
+    """A connection could not be made and retrying cannot help: stop every worker."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _DirCache:
+    """The worker's remote with `makedirs` remembered per connection (copy_file calls it for every file,
+    which costs a stat per path component). Everything else is passed through."""
+
+    def __init__(self, remote: Remote) -> None:
+        self._remote = remote
+        self._made: set[str] = set()
+
+    def makedirs(self, dir: str) -> None:
+        if dir in self._made:
+            return
+        self._remote.makedirs(dir)
+        self._made.add(dir)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._remote, name)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def send_files(
+    files: Sequence[FileToSend],
+    connect: Callable[[], Remote],
+    *,
+    parallel: int = DEFAULT_PARALLEL,
+    mtime: datetime | None = None,
+    on_sent: Callable[[FileToSend, CopyResult], None] | None = None,
+    attempts: int = 4,
+    sleep: Callable[[float], None] = time.sleep,
+    guard: Guard | None = None,
+    compute_md5: bool = True,
+    backoff_base: float = 1.0,
+) -> list[CopyResult]:
+    """Send `files` over `parallel` connections; returns one `CopyResult` per file, in the order given.
+
+    `connect()` opens a new connection (called once per worker, and again after a dropped connection).
+    `attempts` counts tries per file (and per connection attempt); `sleep` is injectable for tests.
+    `guard`, when given, replaces the guard of every connection (e.g. `Guard(dry_run=True)`).
+    `compute_md5=False` skips hashing (benchmarks; the results then carry no md5).
+    Raises `SendFailed` (after every other file was tried) if any file failed.
+    """
+    if parallel < 1:
+        raise ValueError("parallel must be at least 1")
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    for file in files:
+        check_path(file.remote_path)
+    total = len(files)
+    if total == 0:
+        return []
+
+    order = sorted(range(total), key=lambda i: (-files[i].size, files[i].remote_path))
+    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in order:
+        pending.put(index)
+    events: queue.SimpleQueue[tuple[str, int, Any]] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def worker() -> None:
+        remote: Remote | None = None
+        cached: _DirCache | None = None
+        exit_error: BaseException | None = None
+
+        def drop() -> None:
+            nonlocal remote, cached
+            if remote is not None:
+                with contextlib.suppress(Exception):
+                    remote.close()
+            remote = cached = None
+
+        connecting = False  # True while (and if the last attempt failed while) opening a connection
+
+        def ensure_connected() -> _DirCache:
+            nonlocal remote, cached, connecting
+            if cached is None:
+                connecting = True
+                try:
+                    remote = connect()
+                except Exception as exc:
+                    if not is_retryable(exc):
+                        raise _Fatal(exc) from exc
+                    raise
+                connecting = False
+                if guard is not None:
+                    remote.guard = guard
+                cached = _DirCache(remote)
+            return cached
+
+        def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
+            log.warning("retrying after %s (attempt %d, in %.1f s)", _describe(exc), attempt, delay)
+            drop()
+
+        try:
+            while not stop.is_set():
+                try:
+                    index = pending.get_nowait()
+                except queue.Empty:
+                    break
+                file = files[index]
+
+                def attempt(file: FileToSend = file) -> CopyResult:
+                    target = ensure_connected()
+                    return copy_file(
+                        file.local_path,
+                        target,  # type: ignore[arg-type]
+                        file.remote_path,
+                        delivered_md5=file.delivered_md5,
+                        mtime=mtime,
+                        compute_md5=compute_md5,
+                    )
+
+                try:
+                    result = call_with_retry(
+                        attempt, attempts=attempts, base=backoff_base, sleep=sleep, on_retry=on_retry
+                    )
+                except _Fatal as fatal:
+                    pending.put(index)  # not tried: reported with the rest by the caller's thread
+                    exit_error = fatal.cause
+                    stop.set()
+                    return
+                except Exception as exc:
+                    if is_retryable(exc):
+                        drop()
+                        if connecting:  # the server stayed unreachable: leave the file to the others
+                            pending.put(index)
+                            exit_error = exc
+                            return
+                    events.put(("failed", index, exc))
+                else:
+                    events.put(("sent", index, result))
+        except BaseException as exc:  # pragma: no cover - a bug; reported rather than hanging the caller
+            exit_error = exc
+            stop.set()
+        finally:
+            drop()
+            events.put(("exit", -1, exit_error))
+
+    threads = [
+        threading.Thread(target=worker, name=f"seqshare-send-{n}", daemon=True)
+        for n in range(min(parallel, total))
+    ]
+    for thread in threads:
+        thread.start()
+
+    results: list[CopyResult | None] = [None] * total
+    failures: dict[int, SendFailure] = {}
+    exit_errors: list[BaseException] = []
+    alive = len(threads)
+    try:
+        while alive:
+            kind, index, payload = events.get()
+            if kind == "exit":
+                alive -= 1
+                if payload is not None:
+                    exit_errors.append(payload)
+            elif kind == "failed":
+                failures[index] = SendFailure(files[index], _describe(payload), is_retryable(payload))
+            else:
+                results[index] = payload
+                if on_sent is not None:
+                    on_sent(files[index], payload)
+    finally:
+        stop.set()  # on an error in on_sent (or Ctrl-C): workers finish their current file and stop
+        for thread in threads:
+            thread.join()
+
+    # Files never tried: a fatal connection error (or every worker lost the server).
+    reason = next((e for e in exit_errors if not is_retryable(e)), exit_errors[0] if exit_errors else None)
+    while True:
+        try:
+            index = pending.get_nowait()
+        except queue.Empty:
+            break
+        if results[index] is None and index not in failures:
+            error = reason if reason is not None else RuntimeError("not sent")
+            failures[index] = SendFailure(files[index], _describe(error), is_retryable(error))
+
+    if failures:
+        ordered = [failures[i] for i in sorted(failures)]
+        raise SendFailed(ordered, total) from reason
+    return [r for r in results if r is not None]
+
+
+def put_text(remote: Remote, remote_path: str, text: str, *, mtime: datetime | None = None) -> bool:
+    """Write a small generated file (checksum manifest, README) atomically: temporary name, then a rename
+    that replaces. Returns False, writing nothing, when an identical file is already there.
+
+    Only for seqshare's own generated files: this is the one place a delivered file may be replaced.
+    """
+    data = text.encode("utf-8")
+    existing = remote.stat(remote_path)
+    if existing is not None:
+        if not existing.is_file:
+            kind = "a folder" if existing.is_dir else "a symlink"
+            raise DestinationConflict(f"{remote_path!r} exists on the remote as {kind}; not replacing it")
+        if existing.size == len(data) and remote.read_bytes(remote_path) == data:
+            return False
+    parent, _ = split_parent(remote_path)
+    remote.makedirs(parent)
+    partial = partial_path(remote_path)
+    stale = remote.stat(partial)
+    if stale is not None:
+        if not stale.is_file:
+            raise DestinationConflict(f"{partial!r} (the temporary name) is not a file on the remote")
+        remote.remove(partial)
+    created = False
+    try:
+        with remote.open_write(partial) as out:
+            created = True
+            out.write(data)
+        if mtime is not None:
+            remote.set_mtime(partial, mtime)
+        remote.rename(partial, remote_path, replace=True)
+    except BaseException:
+        if created:
+            with contextlib.suppress(Exception):
+                remote.remove(partial)
+        raise
+    return True
+
+
+__all__ = ["DEFAULT_PARALLEL", "FileToSend", "SendFailed", "SendFailure", "put_text", "send_files"]
