@@ -1,9 +1,8 @@
 """The scanning DAG end to end with dag.test(): one distribute_run DAG run per complete run folder.
 
-The triggered DAG runs are only queued (no scheduler runs here), so the target may be the real
-``dags/distribute_run.py`` or the stand-in (tests/dags/stand_in/distribute_run.py); both are tried.
-Each is copied next to the real scanner file in a temporary DAGs folder that becomes the DAG bundle,
-because ``TriggerDagRunOperator`` needs its target serialised in the metadata database.
+The triggered DAG runs are only queued (no scheduler runs here). The real scanner and the real
+``dags/distribute_run.py`` are copied into a temporary DAGs folder that becomes the DAG bundle, because
+``TriggerDagRunOperator`` needs its target serialised in the metadata database.
 """
 
 from __future__ import annotations
@@ -18,11 +17,6 @@ from seqshare.scanner import dag_run_id_for
 from tests.airflow_env import DAGS, use_dags_folder
 from tests.unit.runfolder.builders import HISEQ4000, MISEQ, NOVASEQ6000, run_folder, touch
 
-TARGETS = {
-    "stand-in": Path(__file__).parent / "stand_in" / "distribute_run.py",
-    "real": DAGS / "distribute_run.py",
-}
-
 
 def complete_run(root: Path, source: Path) -> Path:
     run = run_folder(root, source)
@@ -30,15 +24,12 @@ def complete_run(root: Path, source: Path) -> Path:
     return run
 
 
-@pytest.fixture(params=list(TARGETS))
-def dags_folder(request, tmp_path: Path, airflow_db):
-    target = TARGETS[request.param]
-    if not target.is_file():
-        pytest.skip(f"{target} does not exist yet")
+@pytest.fixture
+def dags_folder(tmp_path: Path, airflow_db):
     folder = tmp_path / "dags"
     folder.mkdir()
     shutil.copy(DAGS / "scan_run_folders.py", folder)
-    shutil.copy(target, folder / "distribute_run.py")
+    shutil.copy(DAGS / "distribute_run.py", folder)
     airflow_db.forget_dags("scan_run_folders", "distribute_run")  # runs left by other tests
     with use_dags_folder(folder, bundle_name="scanner-test"):
         yield folder

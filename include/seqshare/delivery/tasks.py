@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +25,7 @@ from seqshare.services import runs
 from seqshare.transfer import Remote
 
 PARALLEL_ENV = "SEQSHARE_PARALLEL_FILES"
+INSTRUMENT_TZ_ENV = "SEQSHARE_INSTRUMENT_TZ"  # the zone instruments write local times in (default UTC)
 
 
 @contextmanager
@@ -48,7 +50,12 @@ def parse_override(value: str | None) -> datetime | None:
 
 
 def read_folder(run_folder: str) -> RunFolder:
-    return read_run_folder(Path(run_folder))
+    zone = os.environ.get(INSTRUMENT_TZ_ENV) or "UTC"
+    try:
+        local_tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"{INSTRUMENT_TZ_ENV}={zone!r} is not a time zone (e.g. Europe/London)") from None
+    return read_run_folder(Path(run_folder), local_tz=local_tz)
 
 
 def register(run_folder: str) -> str:
