@@ -35,6 +35,8 @@ import io
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from seqshare.errors import SeqshareError
+
 if TYPE_CHECKING:
     import paramiko
 
@@ -44,7 +46,7 @@ DEFAULT_CONN_ID = "seqshare_sftp"
 _SKIP_CHECK_EXTRAS = ("no_host_key_check", "ignore_hostkey_verification", "allow_host_key_change")
 
 
-class ConnectionConfigError(ValueError):
+class ConnectionConfigError(SeqshareError, ValueError):
     """An Airflow Connection that cannot be turned into a safe SFTP configuration."""
 
     def __init__(self, conn_id: str, reason: str) -> None:
@@ -59,8 +61,14 @@ def sftp_config_from_connection(conn_id: str = DEFAULT_CONN_ID) -> SftpConfig:
     AirflowNotFoundException when it does not exist.
     """
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
-    conn = BaseHook.get_connection(conn_id)
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise ConnectionConfigError(
+            conn_id, f"not defined; set AIRFLOW_CONN_{conn_id.upper()} or add it in Airflow's Connections"
+        ) from None
     return sftp_config_from_fields(
         conn_id,
         host=conn.host,

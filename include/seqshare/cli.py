@@ -338,6 +338,45 @@ def run_ledger(run_id: str, as_json: JsonOpt = False) -> None:
     emit(rows, as_json, human)
 
 
+@app.command("purge")
+def purge(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would go, with sizes and ages.")
+    ] = False,
+    group: Annotated[list[str] | None, typer.Option("--group", help="Only this group (repeatable).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Purge expired files from the groups' FTP directories now (what the daily DAG does).
+
+    The SFTP server is the Airflow Connection `seqshare_sftp` (e.g. AIRFLOW_CONN_SEQSHARE_SFTP).
+    """
+    from seqshare.airflow_connection import sftp_config_from_connection
+    from seqshare.purge import tasks
+    from seqshare.transfer import SftpRemote
+
+    with unit_of_work():
+        pass  # checks the schema before touching the server
+    targets = [t for t in tasks.groups_to_purge() if not group or t["group"] in group]
+    unknown = sorted(set(group or []) - {t["group"] for t in targets})
+    if unknown:
+        raise InvalidInput(f"not an external group with an FTP directory: {', '.join(unknown)}")
+    config = sftp_config_from_connection()
+    lines: list[str] = []
+    log = lines.append if as_json else out.print
+    summaries = [
+        tasks.purge(
+            t["group"],
+            t["ftp_dir"],
+            connect=lambda guard: SftpRemote.connect(config, guard=guard),
+            dry_run=dry_run,
+            actor="cli",
+            log=log,
+        )
+        for t in targets
+    ]
+    emit({"dry_run": dry_run, "groups": summaries}, as_json, lambda: None)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turn every failure into one line and an exit code."""
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 DATABASE_URL_ENV = "SEQSHARE_DATABASE_URL"
@@ -22,3 +23,14 @@ def database_url() -> str:
     home = seqshare_home()
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / 'seqshare.db'}"
+
+
+TTL_ENV = "SEQSHARE_TTL_DAYS"
+
+
+def default_ttl() -> timedelta:
+    """How long delivered files stay on the FTP server unless a group has its own: 30 days by default."""
+    days = os.environ.get(TTL_ENV) or "30"
+    if not days.isdigit() or int(days) < 1:
+        raise ValueError(f"{TTL_ENV}={days!r}: give a whole number of days, at least 1")
+    return timedelta(days=int(days))

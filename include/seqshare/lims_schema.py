@@ -60,6 +60,7 @@ class GroupIn(Strict):
     kind: GroupKind
     ftp_dir: Annotated[str, AfterValidator(_safe_ftp_dir)] | None = None
     special: bool = False
+    ttl_days: Annotated[int, Field(ge=1, le=3650)] | None = None  # None: the default time to live
 
 
 class UserIn(Strict):

@@ -91,10 +91,8 @@ def test_private_key_text_is_loaded_with_its_passphrase(monkeypatch):
     assert "s3cret" not in repr(sftp)
 
 
-def test_missing_connection_is_airflows_not_found_error():
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    with pytest.raises(AirflowNotFoundException):
+def test_a_missing_connection_says_how_to_define_it():
+    with pytest.raises(ConnectionConfigError, match="not defined; set AIRFLOW_CONN_NO_SUCH_CONNECTION"):
         sftp_config_from_connection("no_such_connection")
 
 

@@ -71,7 +71,7 @@ def dag(airflow_db):
 
     bag = DagBag(dag_folder=DAGS / "distribute_run.py")
     assert not bag.import_errors
-    return bag.get_dag(DAG_ID)
+    return bag.dags[DAG_ID]
 
 
 def tree(root: Path) -> dict[str, bytes]:

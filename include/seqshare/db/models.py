@@ -89,6 +89,7 @@ class Group(Base):
     kind: Mapped[GroupKind] = mapped_column(_enum(GroupKind, "group_kind"))
     ftp_dir: Mapped[str | None] = mapped_column(String(255), unique=True)
     is_special: Mapped[bool] = mapped_column(default=False)
+    ttl_days: Mapped[int | None] = mapped_column(Integer)  # delivered files' time to live; None: the default
 
     members: Mapped[list[User]] = relationship(back_populates="group")
 

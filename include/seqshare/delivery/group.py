@@ -116,6 +116,7 @@ def deliver_group(
 
     with sessions.begin() as s:
         ledger = {row.remote_path: row for row in runs.ledger(s, plan.run_id) if row.group == group}
+        ttl = runs.group_ttl(s, group)
     remote = connect()
     try:
         for pool in gp.pools:
@@ -128,7 +129,7 @@ def deliver_group(
         put_text(
             remote,
             f"{gp.run_dir(plan.run_id)}/{README}",
-            readme_text(plan, gp, first, first + runs.DEFAULT_TTL),
+            readme_text(plan, gp, first, first + ttl),
             mtime=delivered_at,
         )
     finally:

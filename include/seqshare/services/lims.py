@@ -205,7 +205,7 @@ def import_export(session: Session, export: LimsExport) -> ImportReport:
             "groups",
             Group,
             {"name": g.name},
-            {"kind": g.kind, "ftp_dir": g.ftp_dir, "is_special": g.special},
+            {"kind": g.kind, "ftp_dir": g.ftp_dir, "is_special": g.special, "ttl_days": g.ttl_days},
         )
 
     def group_id(name: str) -> int:

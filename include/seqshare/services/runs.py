@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from seqshare import config
 from seqshare.db.models import (
     AuditAction,
     AuditEvent,
@@ -31,8 +32,6 @@ from seqshare.delivery.snapshot import GroupShare, SnapshotSource, snapshot_run
 from seqshare.errors import InvalidInput
 from seqshare.runfolder import RunFolder
 from seqshare.services import lookup
-
-DEFAULT_TTL = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -208,6 +207,12 @@ def delivered_md5s(session: Session, run_id: str, group: str) -> dict[str, str]:
     return {path: md5 for path, md5 in rows}
 
 
+def group_ttl(session: Session, group: str) -> timedelta:
+    """The group's time to live for delivered files: its own, else the default (SEQSHARE_TTL_DAYS, 30)."""
+    days = lookup.group(session, group).ttl_days
+    return timedelta(days=days) if days else config.default_ttl()
+
+
 def record_delivery(
     session: Session,
     *,
@@ -218,7 +223,6 @@ def record_delivery(
     size: int,
     md5: str,
     delivered_at: datetime,
-    ttl: timedelta = DEFAULT_TTL,
 ) -> bool:
     """Write one ledger row; a file already recorded for the group is left as it is (re-runs).
 
@@ -250,7 +254,7 @@ def record_delivery(
             md5=md5,
             state=DeliveryState.DELIVERED,
             delivered_at=delivered_at,
-            expires_at=delivered_at + ttl,
+            expires_at=delivered_at + group_ttl(session, group),
         )
     )
     session.flush()

@@ -1,0 +1,132 @@
+"""Purge one group's directory: list it (never following symlinks), plan, delete, record in the ledger.
+
+Deletions go through the remote's dry-run guard and its pipelined `remove_many`; each reply is checked,
+and each batch is recorded in the ledger before the next, so an interrupted purge finishes next time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from seqshare.errors import SeqshareError
+from seqshare.purge.plan import PurgePlan, RemoteEntry, plan_purge
+from seqshare.services import purge as ledger
+from seqshare.transfer import Remote
+
+BATCH = 2000
+
+
+class GroupDirectoryRefused(SeqshareError):
+    """The group's directory itself is unsafe to purge (a symlink, or not a folder)."""
+
+
+@dataclass
+class PurgeReport:
+    group: str
+    dry_run: bool
+    files: int = 0
+    bytes_freed: int = 0
+    folders_removed: int = 0
+    ledger_marked: int = 0
+    already_gone: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    untracked_kept: int = 0
+    kept_files: int = 0
+    oldest_remaining: datetime | None = None
+
+    def describe(self) -> str:
+        verb = "would free" if self.dry_run else "freed"
+        oldest = f"{self.oldest_remaining:%Y-%m-%d}" if self.oldest_remaining else "none"
+        return (
+            f"{self.group}: {self.files} files, {verb} {self.bytes_freed:,} bytes; "
+            f"{self.kept_files} files remain (oldest {oldest}); "
+            f"{len(self.refused)} refused, {len(self.failed)} failed"
+        )
+
+
+def walk(remote: Remote, group_dir: str) -> list[RemoteEntry]:
+    """Every entry under the group's directory, by lstat; symlinked folders are listed, not entered."""
+    top = remote.stat(group_dir)
+    if top is None:
+        return []
+    if top.is_symlink or not top.is_dir:
+        raise GroupDirectoryRefused(
+            f"{group_dir}: the group's directory is "
+            f"{'a symlink' if top.is_symlink else 'not a folder'}; nothing is purged"
+        )
+    out: list[RemoteEntry] = []
+    pending = [group_dir]
+    while pending:
+        for e in remote.list(pending.pop()):
+            is_dir = e.is_dir and not e.is_symlink
+            out.append(RemoteEntry(e.path, e.size, e.mtime, is_dir=is_dir, is_symlink=e.is_symlink))
+            if is_dir:
+                pending.append(e.path)
+    return out
+
+
+def _batches(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def purge_group(
+    *,
+    group: str,
+    group_dir: str,
+    remote: Remote,
+    sessions: sessionmaker[Session],
+    now: datetime,
+    ttl: timedelta,
+    actor: str,
+    log: Callable[[str], None] = print,
+) -> tuple[PurgePlan, PurgeReport]:
+    dry_run = remote.guard.dry_run
+    with sessions.begin() as s:
+        known = ledger.delivered_files(s, group)
+    plan = plan_purge(
+        group=group, group_dir=group_dir, entries=walk(remote, group_dir), ledger=known, now=now, ttl=ttl
+    )
+    for line in plan.lines():
+        log(("DRY RUN: " if dry_run else "") + line)
+    report = PurgeReport(
+        group=group,
+        dry_run=dry_run,
+        refused=[(p, r.value) for p, r in plan.refused],
+        untracked_kept=len(plan.untracked_kept),
+        kept_files=plan.kept_files,
+        oldest_remaining=plan.oldest_kept,
+    )
+    for batch in _batches(list(plan.deletions), BATCH):
+        results = remote.remove_many(d.path for d in batch)
+        done = []
+        for deletion, result in zip(batch, results, strict=True):
+            if result.error is None or isinstance(result.error, FileNotFoundError):
+                done.append(deletion)  # a file already gone is fine
+            else:
+                report.failed.append((deletion.path, f"{type(result.error).__name__}: {result.error}"))
+        report.files += len(done)
+        report.bytes_freed += sum(d.size for d in done)
+        if not dry_run:
+            with sessions.begin() as s:
+                report.ledger_marked += ledger.mark_purged(
+                    s, (d.ledger_id for d in done if d.ledger_id is not None), at=now, by=actor
+                )
+    if not dry_run and plan.gone:
+        with sessions.begin() as s:
+            report.already_gone = ledger.mark_purged(s, plan.gone, at=now, by=actor)
+    failed_dirs = {path.rsplit("/", 1)[0] for path, _ in report.failed}
+    for folder in plan.dirs:
+        if any(f == folder or f.startswith(folder + "/") for f in failed_dirs):
+            continue
+        try:
+            remote.rmdir(folder)
+            report.folders_removed += 1
+        except OSError as exc:  # a file appeared meanwhile, or it is already gone: leave it
+            log(f"kept folder {folder}: {exc}")
+    return plan, report

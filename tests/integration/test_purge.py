@@ -1,0 +1,175 @@
+"""Purging a group's directory on a real sshd, with time moved by time-machine, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from seqshare.db.models import Delivery
+from seqshare.purge import tasks
+from seqshare.services import runs
+from seqshare.transfer.sftp import SftpConfig, SftpRemote
+from tests.runs import RUN_ID, load_scenario
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+TTL = timedelta(days=30)
+SECOND = timedelta(seconds=1)
+
+
+@pytest.fixture
+def world(sessions, sshd_server, sftp_root, monkeypatch, tmp_path):
+    """Ext Co's directory with delivered, untracked, young and hostile entries; the ledger to match."""
+    monkeypatch.setenv("SEQSHARE_DATABASE_URL", sessions.kw["bind"].url.render_as_string(hide_password=False))
+    with sessions.begin() as s:
+        load_scenario(s)
+
+    def put(path: str, age: timedelta, data: bytes = b"x" * 100) -> Path:
+        target = sftp_root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        when = (NOW - age).timestamp()
+        os.utime(target, (when, when))
+        return target
+
+    def deliver(path: str, age: timedelta) -> None:
+        put(path, age)
+        with sessions.begin() as s:
+            runs.record_delivery(
+                s,
+                run_id=RUN_ID,
+                group="Ext Co",
+                pool="SLX-1",
+                remote_path=path,
+                size=100,
+                md5="0" * 32,
+                delivered_at=NOW - age,
+            )
+
+    base = f"extco/{RUN_ID}/SLX-1"
+    deliver(f"{base}/expired.fastq.gz", TTL + SECOND)
+    deliver(f"{base}/young.fastq.gz", TTL - timedelta(hours=1))
+    put(f"extco/{RUN_ID}/README.txt", TTL + timedelta(days=1))  # ours, untracked: goes by mtime
+    put("extco/old_system/legacy.txt", timedelta(days=40))  # put there by an older system: goes
+    put("extco/unknown_new.txt", timedelta(days=1))  # untracked but young: stays, with a warning
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside every group directory")
+    (sftp_root / "extco" / "link").symlink_to(secret)
+    os.utime(sftp_root / "extco" / "link", ((NOW - 2 * TTL).timestamp(),) * 2, follow_symlinks=False)
+    victim = put("exttwo/victim.txt", timedelta(days=90))
+    with sessions.begin() as s:  # hostile ledger rows: a crafted path, and a file already gone
+        runs.record_delivery(
+            s,
+            run_id=RUN_ID,
+            group="Ext Co",
+            pool="SLX-1",
+            remote_path="extco/../exttwo/victim.txt",
+            size=100,
+            md5="0" * 32,
+            delivered_at=NOW - 2 * TTL,
+        )
+        runs.record_delivery(
+            s,
+            run_id=RUN_ID,
+            group="Ext Co",
+            pool="SLX-1",
+            remote_path=f"{base}/gone.fastq.gz",
+            size=100,
+            md5="0" * 32,
+            delivered_at=NOW - 2 * TTL,
+        )
+    config = SftpConfig(
+        host=sshd_server.host,
+        port=sshd_server.port,
+        username=sshd_server.username,
+        private_key_path=str(sshd_server.client_key_path),
+        known_host_key=sshd_server.host_key_line,
+        root=str(sftp_root),
+    )
+    return {
+        "root": sftp_root,
+        "secret": secret,
+        "victim": victim,
+        "base": base,
+        "connect": lambda guard: SftpRemote.connect(config, guard=guard),
+    }
+
+
+def files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+def purge(world, *, dry_run: bool = False) -> dict:
+    lines: list[str] = []
+    with time_machine.travel(NOW, tick=False):
+        summary = tasks.purge(
+            "Ext Co", "extco", connect=world["connect"], dry_run=dry_run, actor="test-purge", log=lines.append
+        )
+    summary["lines"] = lines
+    return summary
+
+
+def test_expired_and_old_untracked_files_go_and_everything_else_stays(world, sessions) -> None:
+    root, base = world["root"], world["base"]
+    summary = purge(world)
+
+    assert files(root) == {
+        f"{base}/young.fastq.gz",
+        "extco/unknown_new.txt",
+        "extco/link",
+        "exttwo/victim.txt",
+    }
+    assert not (root / "extco" / "old_system").exists()  # emptied folder removed
+    assert (
+        world["secret"].read_text() == "outside every group directory"
+    )  # a symlink's target is never touched
+    assert world["victim"].is_file()
+    assert (summary["files"], summary["bytes_freed"]) == (3, 300)
+    assert summary["untracked_kept"] == 1
+    refused = dict(summary["refused"])
+    assert refused["extco/link"].startswith("symlink")
+    assert refused["extco/../exttwo/victim.txt"].startswith("ledger path outside")
+    with sessions.begin() as s:
+        states = {d.remote_path: (d.state.value, d.purged_by) for d in s.scalars(select(Delivery))}
+    assert states == {
+        f"{base}/expired.fastq.gz": ("purged", "test-purge"),
+        f"{base}/gone.fastq.gz": ("purged", "test-purge"),  # already gone: recorded as such
+        f"{base}/young.fastq.gz": ("delivered", None),
+        "extco/../exttwo/victim.txt": ("delivered", None),  # refused, never acted on
+    }
+
+
+def test_a_dry_run_lists_sizes_and_ages_and_deletes_nothing(world, sessions) -> None:
+    before = files(world["root"])
+    summary = purge(world, dry_run=True)
+    assert files(world["root"]) == before
+    assert summary["files"] == 3
+    assert any(
+        "expired.fastq.gz  100 bytes, 30 days old (delivered, expired)" in line for line in summary["lines"]
+    )
+    with sessions.begin() as s:
+        assert {d.state.value for d in s.scalars(select(Delivery))} == {"delivered"}
+
+
+def test_a_second_purge_the_same_day_does_nothing(world) -> None:
+    purge(world)
+    after_first = files(world["root"])
+    again = purge(world)
+    assert files(world["root"]) == after_first
+    assert (again["files"], again["ledger_marked"], again["already_gone"]) == (0, 0, 0)
+
+
+def test_a_group_with_its_own_ttl_purges_sooner(world, sessions) -> None:
+    from tests.world import WORLD, load_world
+
+    with sessions.begin() as s:
+        load_world(
+            s, {"groups": [{**g, "ttl_days": 1} if g["name"] == "Ext Co" else g for g in WORLD["groups"]]}
+        )
+    summary = purge(world)
+    assert summary["ttl_days"] == 1
+    assert "extco/unknown_new.txt" not in files(world["root"])  # one day old: past a one-day TTL
