@@ -217,6 +217,9 @@ def main() -> None:
         if {p: p.stat().st_mtime_ns for p in ftp_root.rglob("*")} != tree:
             raise SystemExit("demo: the SFTP tree changed on a re-run")
         print("second distribute_run: success; ledger and SFTP tree unchanged")
+
+        step("the daily purge, as a dry run: nothing has reached its 30-day time to live yet")
+        run(seqshare, "purge", "--dry-run")
     finally:
         server.stop()
     print(f"\ndemo state in {home} (SEQSHARE_HOME={home} {seqshare} --help)")

@@ -350,9 +350,13 @@ def purge(
 
     The SFTP server is the Airflow Connection `seqshare_sftp` (e.g. AIRFLOW_CONN_SEQSHARE_SFTP).
     """
+    import logging
+
     from seqshare.airflow_connection import sftp_config_from_connection
     from seqshare.purge import tasks
     from seqshare.transfer import SftpRemote
+
+    logging.getLogger("paramiko").setLevel(logging.WARNING)  # one line per group, not per connection
 
     with unit_of_work():
         pass  # checks the schema before touching the server
