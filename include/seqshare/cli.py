@@ -26,6 +26,7 @@ from seqshare.db.engine import make_engine, make_sessions, transaction
 from seqshare.db.models import Run
 from seqshare.db.revision import HEAD_REVISION, database_revision
 from seqshare.errors import DatabaseNotReady, InvalidInput, SeqshareError
+from seqshare.instants import parse_instant
 from seqshare.services import audit as audit_service
 from seqshare.services import sharing
 from seqshare.services.views import to_jsonable
@@ -81,16 +82,6 @@ def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
         print(json.dumps(to_jsonable(data), indent=2, sort_keys=True))
     else:
         human()
-
-
-def parse_instant(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"{text!r} is not an ISO 8601 instant (e.g. 2026-03-01T09:30:00+00:00)") from None
-    if value.tzinfo is None:
-        raise InvalidInput(f"{text!r} has no time zone; add one, e.g. 2026-03-01T09:30:00+00:00 or ...Z")
-    return value
 
 
 def _t(when: datetime | None) -> str:

@@ -14,6 +14,10 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from seqshare.transfer.sftp import SftpConfig
 
 SSHD = "/usr/sbin/sshd"
 START_TIMEOUT = 10.0
@@ -109,6 +113,20 @@ class LocalSftpServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def sftp_config(self, root: Path | str) -> SftpConfig:
+        """A client configuration for this server, deliveries under `root`, its host key pinned."""
+        from seqshare.transfer.sftp import SftpConfig
+
+        return SftpConfig(
+            host=self.host,
+            port=self.port,
+            username=self.username,
+            private_key_path=str(self.client_key_path),
+            known_host_key=self.host_key_line,
+            root=str(root),
+            connect_timeout=10,
+        )
 
     def connection(self, root: Path | str) -> dict[str, object]:
         """An Airflow Connection (JSON form) for this server, deliveries under `root`."""

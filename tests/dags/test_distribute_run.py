@@ -11,15 +11,12 @@ import hashlib
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from seqshare.db.engine import make_sessions
 from seqshare.services import runs
-from tests import databases
 from tests.airflow_env import DAGS
 from tests.runs import EXPECTED, FTP_DIRS, POOLS, RUN_ID, build_run, load_scenario
 
@@ -28,41 +25,9 @@ DAG_ID = "distribute_run"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def app_sessions(request, tmp_path, monkeypatch) -> Iterator[sessionmaker[Session]]:
-    """The application database the DAG's tasks use (SEQSHARE_DATABASE_URL), with the scenario loaded."""
-    if request.param == "sqlite":
-        url_cm = None
-        url = databases.scratch_sqlite(tmp_path)
-    else:
-        url_cm = databases.scratch_postgres()
-        url = url_cm.__enter__()
-    engine = databases.migrated_engine(url)
-    monkeypatch.setenv("SEQSHARE_DATABASE_URL", url)
-    try:
-        yield make_sessions(engine)
-    finally:
-        engine.dispose()
-        if url_cm is not None:
-            url_cm.__exit__(None, None, None)
-
-
-@pytest.fixture
-def sftp_connection(sshd_server, sftp_root, monkeypatch) -> Path:
-    """The `seqshare_sftp` Airflow Connection pointing at the throwaway sshd; returns the FTP root."""
-    conn = {
-        "conn_type": "sftp",
-        "host": sshd_server.host,
-        "port": sshd_server.port,
-        "login": sshd_server.username,
-        "extra": {
-            "host_key": sshd_server.host_key_line,
-            "key_file": str(sshd_server.client_key_path),
-            "root": str(sftp_root),
-            "conn_timeout": 10,
-        },
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_SEQSHARE_SFTP", json.dumps(conn))
-    return sftp_root
+def app_sessions(request, app_database) -> sessionmaker[Session]:
+    """The application database the DAG's tasks use, on both backends."""
+    return app_database(request.param)
 
 
 @pytest.fixture

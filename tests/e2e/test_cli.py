@@ -111,7 +111,7 @@ def test_the_sharing_flow_end_to_end(db_url: str) -> None:
             "may share only with internal groups",
         ),
         (["share", "set", PROJECT, "Nowhere", "--as", "dodom"], "unknown group 'Nowhere'"),
-        (["share", "at", PROJECT, "yesterday"], "not an ISO 8601 instant"),
+        (["share", "at", PROJECT, "yesterday"], "instant 'yesterday' is not ISO 8601"),
         (["share", "at", PROJECT, "2026-03-01T09:30:00"], "has no time zone"),
         (["lims", "import", "/nonexistent/lims.yaml"], "no such file"),
     ],

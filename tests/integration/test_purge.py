@@ -13,7 +13,7 @@ from sqlalchemy import select
 from seqshare.db.models import Delivery
 from seqshare.purge import tasks
 from seqshare.services import runs
-from seqshare.transfer.sftp import SftpConfig, SftpRemote
+from seqshare.transfer.sftp import SftpRemote
 from tests.runs import RUN_ID, load_scenario
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -82,14 +82,7 @@ def world(sessions, sshd_server, sftp_root, monkeypatch, tmp_path):
             md5="0" * 32,
             delivered_at=NOW - 2 * TTL,
         )
-    config = SftpConfig(
-        host=sshd_server.host,
-        port=sshd_server.port,
-        username=sshd_server.username,
-        private_key_path=str(sshd_server.client_key_path),
-        known_host_key=sshd_server.host_key_line,
-        root=str(sftp_root),
-    )
+    config = sshd_server.sftp_config(sftp_root)
     return {
         "root": sftp_root,
         "secret": secret,

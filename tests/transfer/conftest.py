@@ -19,16 +19,7 @@ BACKENDS = ["local", "sftp"]
 
 @pytest.fixture
 def sftp_config(sshd_server: SshdServer, sftp_root: Path) -> SftpConfig:
-    return SftpConfig(
-        host=sshd_server.host,
-        port=sshd_server.port,
-        username=sshd_server.username,
-        private_key_path=str(sshd_server.client_key_path),
-        known_host_key=sshd_server.host_key_line,
-        root=str(sftp_root),
-        connect_timeout=10,
-        io_timeout=30,
-    )
+    return replace(sshd_server.sftp_config(sftp_root), io_timeout=30)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from seqshare.db.engine import make_engine, make_sessions
 from seqshare.delivery.group import GroupReport, deliver_group
 from seqshare.delivery.plan import DeliveryPlan
 from seqshare.errors import InvalidInput
+from seqshare.instants import parse_instant
 from seqshare.runfolder import RunFolder, read_run_folder
 from seqshare.services import runs
 from seqshare.transfer import Remote
@@ -38,15 +39,7 @@ def app_sessions() -> Iterator[sessionmaker[Session]]:
 
 
 def parse_override(value: str | None) -> datetime | None:
-    if value in (None, ""):
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"sequencing_time {value!r} is not an ISO 8601 instant") from None
-    if when.tzinfo is None:
-        raise InvalidInput(f"sequencing_time {value!r} has no time zone (add Z or +00:00)")
-    return when
+    return parse_instant(value, "sequencing_time") if value else None
 
 
 def read_folder(run_folder: str) -> RunFolder:
