@@ -1,6 +1,4 @@
-"""Benchmark seqshare's SFTP delivery against OpenSSH sftp, rsync and rclone.
-
-seqshare methods: `send_files` (threads) and `send_files_processes` (worker processes).
+"""Benchmark seqshare's SFTP delivery (`send_files`) against OpenSSH sftp, rsync and rclone.
 
 Run:  .venv/bin/python bench/transfer.py [--quick] [--repeats N]
 
@@ -9,8 +7,7 @@ client negotiates the same cipher), source and destination in /dev/shm (RAM: the
 methods interleaved in every repeat, medians reported. 1 MB/s = 10^6 bytes/s. Client CPU % is CPU seconds
 (user + system) of the client side divided by wall time: `getrusage(RUSAGE_SELF)` for seqshare (all its
 threads) and `getrusage(RUSAGE_CHILDREN)` for the peers (md5sum, sftp + its ssh, rsync + its ssh, rclone).
-For `send_files_processes` the worker processes are counted too (`RUSAGE_SELF` + `RUSAGE_CHILDREN`: they
-are waited for before it returns). The sshd side is not counted. Not part of the test suite.
+The sshd side is not counted. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -35,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from seqshare import localsftp  # noqa: E402
-from seqshare.transfer import FileToSend, send_files, send_files_processes  # noqa: E402
+from seqshare.transfer import FileToSend, send_files  # noqa: E402
 from seqshare.transfer.sftp import SftpConfig, SftpRemote  # noqa: E402
 
 CIPHER = "aes128-gcm@openssh.com"
@@ -185,20 +182,11 @@ def cpu_seconds(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(action: Callable[[], None], who: str) -> tuple[float, float]:
-    """who: "self" (threads in this process), "children" (peer tools) or "both" (worker processes)."""
-
-    def cpu() -> float:
-        total = 0.0
-        if who in ("self", "both"):
-            total += cpu_seconds(resource.RUSAGE_SELF)
-        if who in ("children", "both"):
-            total += cpu_seconds(resource.RUSAGE_CHILDREN)
-        return total
-
-    cpu0, t0 = cpu(), time.perf_counter()
+def measure(action: Callable[[], None], self_cpu: bool) -> tuple[float, float]:
+    who = resource.RUSAGE_SELF if self_cpu else resource.RUSAGE_CHILDREN
+    cpu0, t0 = cpu_seconds(who), time.perf_counter()
     action()
-    return time.perf_counter() - t0, cpu() - cpu0
+    return time.perf_counter() - t0, cpu_seconds(who) - cpu0
 
 
 def main() -> None:
@@ -270,14 +258,6 @@ def main() -> None:
 
             return go
 
-        def procs_big(md5: bool) -> Callable[[Path], None]:
-            def go(dest: Path) -> None:
-                results = send_files_processes(big_files, config(dest), processes=2, compute_md5=md5)
-                if md5 and results[0].md5 != data.big_md5:
-                    raise RuntimeError("md5 differs")
-
-            return go
-
         def sftp_big(verify: bool) -> Callable[[Path], None]:
             def go(dest: Path) -> None:
                 if verify:
@@ -301,15 +281,6 @@ def main() -> None:
                     root.mkdir(exist_ok=True)
                     files = files_under(source)
                     send_files(files, lambda root=root: SftpRemote.connect(config(root)), parallel=parallel)
-
-            return go
-
-        def procs_many(layout: str, md5: bool) -> Callable[[Path], None]:
-            def go(dest: Path) -> None:
-                for source, group in groups(layout):
-                    root = dest / group
-                    root.mkdir(exist_ok=True)
-                    send_files_processes(files_under(source), config(root), processes=2, compute_md5=md5)
 
             return go
 
@@ -341,39 +312,35 @@ def main() -> None:
             return go
 
         big_methods = [
-            ("seqshare send_files, md5 on", "self", seqshare_big(True)),
-            ("seqshare processes=2, md5 on", "both", procs_big(True)),
-            ("md5sum then OpenSSH sftp -b", "children", sftp_big(True)),
-            ("seqshare send_files, md5 off", "self", seqshare_big(False)),
-            ("seqshare processes=2, md5 off", "both", procs_big(False)),
-            ("OpenSSH sftp -b", "children", sftp_big(False)),
+            ("seqshare send_files, md5 on", True, seqshare_big(True)),
+            ("md5sum then OpenSSH sftp -b", False, sftp_big(True)),
+            ("seqshare send_files, md5 off", True, seqshare_big(False)),
+            ("OpenSSH sftp -b", False, sftp_big(False)),
         ]
         many_methods = {
             layout: [
-                ("seqshare parallel=1", "self", seqshare_many(layout, 1)),
-                ("seqshare parallel=2", "self", seqshare_many(layout, 2)),
-                ("seqshare parallel=3", "self", seqshare_many(layout, 3)),
-                ("seqshare processes=2, md5 on", "both", procs_many(layout, True)),
-                ("seqshare processes=2, md5 off", "both", procs_many(layout, False)),
-                ("OpenSSH sftp -b (put -r)", "children", sftp_many(layout)),
-                ("rsync -aW -e ssh", "children", rsync_many(layout)),
-                ("rclone copy --transfers 4", "children", rclone_many(layout)),
+                ("seqshare parallel=1", True, seqshare_many(layout, 1)),
+                ("seqshare parallel=2", True, seqshare_many(layout, 2)),
+                ("seqshare parallel=3", True, seqshare_many(layout, 3)),
+                ("OpenSSH sftp -b (put -r)", False, sftp_many(layout)),
+                ("rsync -aW -e ssh", False, rsync_many(layout)),
+                ("rclone copy --transfers 4", False, rclone_many(layout)),
             ]
             for layout in ("one", "three")
         }
 
         samples: dict[tuple[str, str], Samples] = {}
-        plan: list[tuple[str, int, int, str, str, Callable[[Path], None]]] = [
-            ("big", 1, big_size, name, who, fn) for name, who, fn in big_methods
+        plan: list[tuple[str, int, int, str, bool, Callable[[Path], None]]] = [
+            ("big", 1, big_size, name, self_cpu, fn) for name, self_cpu, fn in big_methods
         ]
         for layout, methods in many_methods.items():
-            plan += [(layout, count, count * each, name, who, fn) for name, who, fn in methods]
+            plan += [(layout, count, count * each, name, self_cpu, fn) for name, self_cpu, fn in methods]
 
         for repeat in range(repeats):
             t_rep = time.perf_counter()
-            for section, n_files, n_bytes, name, who, fn in plan:
+            for section, n_files, n_bytes, name, self_cpu, fn in plan:
                 dest = fresh_dest()
-                seconds, cpu = measure(lambda fn=fn, dest=dest: fn(dest), who)
+                seconds, cpu = measure(lambda fn=fn, dest=dest: fn(dest), self_cpu)
                 check_delivered(dest, n_files, n_bytes)
                 shutil.rmtree(dest)
                 entry = samples.setdefault((section, name), Samples())
@@ -417,21 +384,13 @@ def report(
     plain = rate("big", "seqshare send_files, md5 off") / rate("big", "OpenSSH sftp -b")
     print(f"- large file, verified: seqshare md5 on / (md5sum + sftp) = {verified:.2f}× (target ≥ 1.00)")
     print(f"- large file, plain: seqshare md5 off / sftp = {plain:.2f}× (target ≥ 0.85)")
-    verified_p = rate("big", "seqshare processes=2, md5 on") / rate("big", "md5sum then OpenSSH sftp -b")
-    plain_p = rate("big", "seqshare processes=2, md5 off") / rate("big", "OpenSSH sftp -b")
-    print(f"- large file, verified: processes=2 md5 on / (md5sum + sftp) = {verified_p:.2f}× (target ≥ 1.00)")
-    print(f"- large file, plain: processes=2 md5 off / sftp = {plain_p:.2f}× (target ≥ 0.85)")
     for section in ("one", "three"):
         peers = ["OpenSSH sftp -b (put -r)", "rsync -aW -e ssh", "rclone copy --transfers 4"]
         best_peer = max(peers, key=lambda name: rate(section, name))
-        ours_names = [f"seqshare parallel={p}" for p in (1, 2, 3)] + [
-            "seqshare processes=2, md5 on",
-            "seqshare processes=2, md5 off",
-        ]
-        for name in ours_names:
-            ours = rate(section, name)
+        for parallel in (1, 2, 3):
+            ours = rate(section, f"seqshare parallel={parallel}")
             print(
-                f"- {section} group(s): {name} / best peer ({best_peer}) = "
+                f"- {section} group(s): seqshare parallel={parallel} / best peer ({best_peer}) = "
                 f"{ours / rate(section, best_peer):.2f}× (target ≥ 1.00)"
             )
 

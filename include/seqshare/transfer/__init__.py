@@ -27,7 +27,6 @@ from seqshare.transfer.errors import (
 from seqshare.transfer.guard import Action, Guard, PlannedAction
 from seqshare.transfer.local import LocalRemote
 from seqshare.transfer.paths import check_path, resolve_under
-from seqshare.transfer.procs import send_files_processes
 from seqshare.transfer.remote import BaseRemote, Entry, Remote, RemoveResult
 from seqshare.transfer.send import FileToSend, SendFailed, SendFailure, put_text, send_files
 
@@ -67,7 +66,6 @@ __all__ = [
     "put_text",
     "resolve_under",
     "send_files",
-    "send_files_processes",
 ]
 
 
