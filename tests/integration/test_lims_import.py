@@ -102,6 +102,10 @@ BAD = [
         {"groups.4.ftp_dir": "extco"},
         r"groups\[4\] \(Ext Two\)\.ftp_dir: 'extco' is already the directory of group Ext Co",
     ),
+    (
+        {"groups.4.ftp_dir": "extco/two"},
+        r"groups\[3\] \(Ext Co\)\.ftp_dir: 'extco' and 'extco/two' \(group Ext Two\) are nested",
+    ),
     ({"users.1.username": "owner"}, r"users\[1\] \(owner\): appears more than once"),
     ({"users.0.email": "not-an-email"}, r"users\[0\] \(owner\)\.email"),
     (

@@ -49,8 +49,11 @@ class PurgeReport:
         )
 
 
-def walk(remote: Remote, group_dir: str) -> list[RemoteEntry]:
-    """Every entry under the group's directory, by lstat; symlinked folders are listed, not entered."""
+def walk(remote: Remote, group_dir: str, *, other_groups: frozenset[str] = frozenset()) -> list[RemoteEntry]:
+    """Every entry under the group's directory, by lstat; symlinked folders are listed, not entered.
+
+    Another group's directory inside this one (the LIMS import refuses that) is skipped entirely.
+    """
     top = remote.stat(group_dir)
     if top is None:
         return []
@@ -63,6 +66,8 @@ def walk(remote: Remote, group_dir: str) -> list[RemoteEntry]:
     pending = [group_dir]
     while pending:
         for e in remote.list(pending.pop()):
+            if e.path in other_groups:
+                continue
             is_dir = e.is_dir and not e.is_symlink
             out.append(RemoteEntry(e.path, e.size, e.mtime, is_dir=is_dir, is_symlink=e.is_symlink))
             if is_dir:
@@ -85,12 +90,18 @@ def purge_group(
     ttl: timedelta,
     actor: str,
     log: Callable[[str], None] = print,
+    other_groups: frozenset[str] = frozenset(),
 ) -> tuple[PurgePlan, PurgeReport]:
     dry_run = remote.guard.dry_run
     with sessions.begin() as s:
         known = ledger.delivered_files(s, group)
     plan = plan_purge(
-        group=group, group_dir=group_dir, entries=walk(remote, group_dir), ledger=known, now=now, ttl=ttl
+        group=group,
+        group_dir=group_dir,
+        entries=walk(remote, group_dir, other_groups=other_groups),
+        ledger=known,
+        now=now,
+        ttl=ttl,
     )
     for line in plan.lines():
         log(("DRY RUN: " if dry_run else "") + line)

@@ -34,6 +34,7 @@ def purge(
     with app_sessions() as sessions:
         with sessions.begin() as s:
             ttl = runs.group_ttl(s, group)
+            others = frozenset(d for name, d in ledger.external_groups(s) if name != group)
         remote = connect(Guard(dry_run=dry_run))
         try:
             _, report = purge_group(
@@ -45,6 +46,7 @@ def purge(
                 ttl=ttl,
                 actor=actor,
                 log=log,
+                other_groups=others,
             )
         finally:
             remote.close()

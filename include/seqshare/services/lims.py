@@ -134,6 +134,18 @@ def validate_references(session: Session, export: LimsExport) -> None:
                 f"groups[{i}] ({g.name}).ftp_dir: {g.ftp_dir!r} is already the directory "
                 f"of group {dir_owner[g.ftp_dir]}"
             )
+    # One group's directory may not hold another's: purging the outer one would reach into the inner one.
+    for i, g in enumerate(export.groups):
+        for other_dir, other in dir_owner.items():
+            if (
+                g.ftp_dir
+                and other != g.name
+                and (other_dir.startswith(g.ftp_dir + "/") or g.ftp_dir.startswith(other_dir + "/"))
+            ):
+                raise InvalidInput(
+                    f"groups[{i}] ({g.name}).ftp_dir: {g.ftp_dir!r} and {other_dir!r} (group {other}) are "
+                    "nested; each group needs a directory of its own"
+                )
 
     def known(names_in_file: Iterable[str], column: Any) -> set[str]:
         return set(names_in_file) | set(session.scalars(select(column)))
