@@ -88,6 +88,13 @@ def _t(when: datetime | None) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S %Z") if when else ""
 
 
+def _state_text(state: Any) -> str:
+    """An audit event's before/after: a list of groups, or the fields of a run's snapshot override."""
+    if isinstance(state, dict):
+        return ", ".join(f"{k}={v}" for k, v in state.items() if v is not None) or "-"
+    return ", ".join(state) or "-"
+
+
 def _groups_text(groups: Any) -> str:
     return ", ".join(g.name for g in groups) or "(not shared)"
 
@@ -263,8 +270,8 @@ def audit(
                 e.actor,
                 e.action,
                 e.project or "",
-                ", ".join(e.before) or "-",
-                ", ".join(e.after) or "-",
+                _state_text(e.before),
+                _state_text(e.after),
                 e.via,
             )
         out.print(table)
