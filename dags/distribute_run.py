@@ -7,8 +7,9 @@ Triggered once per run folder by `scan_run_folders` (run id `run__<run id>`), or
 1. **register_run**: read the run folder whole (a malformed folder or sample sheet, an unknown pool,
    a file escaping the folder stops the run here, naming the file and line) and register the run.
 2. **freeze_snapshot**: for each pool, the external groups its project was shared with at sequencing
-   time (LIMS start, else the instrument's files, else the `sequencing_time` override, which is
-   audited). Frozen at the first run; every re-run reuses it unchanged.
+   time: the `sequencing_time` override if given (audited), else the LIMS's start, else the
+   instrument's files. Frozen at the first run; every re-run reuses it unchanged, and refuses to go on
+   if the run folder's files changed since.
 3. **plan_deliveries**: the groups each pool goes to, and those withheld with the reason, in the log
    and kept with the run (`seqshare run plan RUN`), before anything is copied.
 4. **deliver**: one task per external group (named after the group), at most `sftp_sessions` pool

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from pathlib import PurePosixPath
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
@@ -31,17 +30,21 @@ RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,
 
 
 def _safe_ftp_dir(value: str) -> str:
-    """A group's FTP directory: a relative path under the FTP root that cannot escape it."""
-    path = PurePosixPath(value)
+    """A group's FTP directory: a normalised relative path under the FTP root that cannot escape it.
+
+    Checked part by part on the raw string (`PurePosixPath` would silently drop `.` parts, letting `./a`
+    pass as a second name for `a`).
+    """
+    parts = value.split("/")
     if (
         not value
-        or path.is_absolute()
-        or any(part in ("..", ".") for part in path.parts)
         or not re.fullmatch(r"[A-Za-z0-9._/-]+", value)
-        or value.endswith("/")
-        or "//" in value
+        or any(part in ("", ".", "..") for part in parts)
     ):
-        raise ValueError("must be a relative path of letters, digits, '.', '_', '-' and '/', without '..'")
+        raise ValueError(
+            "must be a relative path of letters, digits, '.', '_', '-' and '/', "
+            "without '..', '.' or empty parts"
+        )
     return value
 
 

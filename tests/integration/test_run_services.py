@@ -112,3 +112,51 @@ def test_the_ledger_records_once_and_refuses_a_different_file_under_the_same_nam
             runs.record_delivery(s, **args, md5="b" * 32, delivered_at=NOW)
         (row,) = runs.ledger(s, RUN_ID)
     assert (row.delivered_at, row.expires_at, row.state) == (NOW, NOW + 30 * DAY, "delivered")
+
+
+def test_a_rerun_after_the_run_folder_changed_is_refused(sessions, run_path) -> None:
+    with sessions.begin() as s:
+        load_scenario(s)
+    _freeze(sessions, run_path)
+    fastq = next((run_path / "BCLConvert" / "SLX-1").glob("S1_*_L001_R1_001.fastq.gz"))
+    fastq.write_bytes(fastq.read_bytes() + b"re-demultiplexed")
+    with pytest.raises(
+        InvalidInput, match=r"changed since its snapshot was frozen .*SLX-1:BCLConvert/SLX-1/S1_"
+    ):
+        _freeze(sessions, run_path)
+
+
+def test_a_run_id_that_is_not_a_safe_folder_name_is_refused(sessions, tmp_path) -> None:
+    with sessions.begin() as s:
+        load_scenario(s)
+    run = build_run(tmp_path, {"SLX-1": ["S1"]}).path
+    for name in ("RunInfo.xml", "RunParameters.xml"):
+        (run / name).write_text((run / name).read_text().replace(RUN_ID, "-x y"))
+    with pytest.raises(InvalidInput, match="run id '-x y' is not a safe folder name"):
+        _freeze(sessions, run)
+    with sessions() as s:
+        assert s.scalars(select(Run).where(Run.run_id == "-x y")).all() == []
+
+
+def test_a_group_whose_ftp_directory_moved_after_freezing_receives_nothing(
+    sessions, run_path, tmp_path
+) -> None:
+    from seqshare.delivery.group import deliver_group
+    from seqshare.transfer import LocalRemote
+    from tests.world import WORLD, load_world
+
+    with sessions.begin() as s:
+        load_scenario(s)
+    plan = _freeze(sessions, run_path)
+    moved = [{**g, "ftp_dir": "extco-new"} if g["name"] == "Ext Co" else g for g in WORLD["groups"]]
+    with sessions.begin() as s:
+        load_world(s, {"groups": moved})
+    target = tmp_path / "ftp"
+    target.mkdir()
+    with pytest.raises(
+        InvalidInput, match="its FTP directory is now 'extco-new', the frozen plan says 'extco'"
+    ):
+        deliver_group(
+            plan, "Ext Co", connect=lambda: LocalRemote(target), sessions=sessions, delivered_at=NOW
+        )
+    assert list(target.iterdir()) == []

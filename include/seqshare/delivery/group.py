@@ -47,8 +47,11 @@ class GroupReport:
 def files_to_send(plan: DeliveryPlan, group: str, delivered: dict[str, str]) -> list[FileToSend]:
     """The group's files, checked against the run folder as it is now (it must not have changed)."""
     out = []
+    root = Path(plan.run_folder).resolve()
     for f in plan.group(group).files:
         local = Path(plan.run_folder) / f.source
+        if not local.resolve().is_relative_to(root):  # a link re-pointed since the folder was read
+            raise InvalidInput(f"{local}: now points outside the run folder; nothing more is sent")
         try:
             size = local.stat().st_size
         except OSError as exc:
@@ -86,6 +89,12 @@ def deliver_group(
     gp = plan.group(group)
     with sessions.begin() as s:
         delivered = runs.delivered_md5s(s, plan.run_id, group)
+        current_dir = runs.group_dirs(s).get(group)
+    if current_dir != gp.ftp_dir:  # the LIMS moved the group's directory after the plan was frozen
+        raise InvalidInput(
+            f"{group}: its FTP directory is now {current_dir!r}, the frozen plan says "
+            f"{gp.ftp_dir!r}; nothing is sent (it could be another group's directory now)"
+        )
     todo = files_to_send(plan, group, delivered)
     pool_of = {f.remote_path: f.pool for f in gp.files}
     md5s: dict[str, str] = {}

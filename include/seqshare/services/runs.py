@@ -6,6 +6,7 @@ sharing change made while a delivery is half done can never change who receives 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,8 +41,16 @@ class SequencingInstant:
     source: SnapshotSource
 
 
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+
+
 def register_run(session: Session, folder: RunFolder) -> None:
     """Record the run folder's run (creating the run if the LIMS has not) and check its pools are known."""
+    if not RUN_ID.fullmatch(folder.run_id):  # it becomes a folder name on the FTP server
+        raise InvalidInput(
+            f"{folder.root / 'RunInfo.xml'}: run id {folder.run_id!r} is not a safe folder name "
+            "(letters, digits, '_', '.', '-'; starting with a letter or digit)"
+        )
     pools = {p.name: p for p in session.scalars(select(Pool).where(Pool.name.in_(folder.pool_ids)))}
     for sample in folder.samples:
         if sample.pool_id not in pools:
@@ -107,7 +116,9 @@ def freeze_snapshot(
                 f"run {run.run_id}: the snapshot was frozen at {frozen.instant.isoformat()} "
                 f"({frozen.source.value}) on {frozen.frozen_at:%Y-%m-%d %H:%M} UTC and cannot be changed"
             )
-        return DeliveryPlan.from_dict(frozen.plan)
+        plan = DeliveryPlan.from_dict(frozen.plan)
+        _check_unchanged(plan, folder)
+        return plan
 
     when = sequencing_instant(run, folder, override)
     pools = {
@@ -169,6 +180,25 @@ def freeze_snapshot(
         )
     session.flush()
     return plan
+
+
+def _check_unchanged(plan: DeliveryPlan, folder: RunFolder) -> None:
+    """A re-run delivers the frozen plan only if the run folder still holds exactly the planned files of
+    every delivered pool (a re-demultiplexed folder may have moved a sample to another pool)."""
+    planned = {(f.pool, f.source, f.size) for g in plan.groups for f in g.files}
+    pools = {pool for pool, _, _ in planned}
+    current = {
+        (pool, str(f.relative_path), f.size)
+        for pool, fs in folder.pool_files.items()
+        if pool in pools
+        for f in fs
+    }
+    if planned != current:
+        example = ", ".join(f"{p}:{s} ({n} bytes)" for p, s, n in sorted(planned ^ current)[:3])
+        raise InvalidInput(
+            f"run {plan.run_id}: the files of {folder.root} changed since its snapshot was frozen "
+            f"(e.g. {example}); nothing more is delivered. Deliver the new output as a new run."
+        )
 
 
 def _iso(when: datetime | None) -> str | None:
