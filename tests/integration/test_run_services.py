@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -160,3 +160,40 @@ def test_a_group_whose_ftp_directory_moved_after_freezing_receives_nothing(
             plan, "Ext Co", connect=lambda: LocalRemote(target), sessions=sessions, delivered_at=NOW
         )
     assert list(target.iterdir()) == []
+
+
+def test_one_delivery_per_run_and_group_at_a_time_and_a_stale_lease_is_taken_over(
+    sessions, run_path, tmp_path
+):
+    from seqshare.db.models import DeliveryLease
+    from seqshare.delivery.group import deliver_group
+    from seqshare.transfer import LocalRemote
+
+    with sessions.begin() as s:
+        load_scenario(s)
+    plan = _freeze(sessions, run_path)
+    target = tmp_path / "ftp"
+    target.mkdir()
+    now = datetime.now(UTC)
+
+    def deliver():
+        return deliver_group(
+            plan,
+            "Ext Co",
+            connect=lambda: LocalRemote(target),
+            sessions=sessions,
+            delivered_at=now,
+            log=lambda _: None,
+        )
+
+    runs.acquire_lease(sessions, run_id=RUN_ID, group="Ext Co", holder="other-dag-run", now=now)
+    with pytest.raises(runs.DeliveryBusy, match="being delivered to Ext Co by other-dag-run"):
+        deliver()
+    assert list(target.iterdir()) == []  # nothing written while the other delivery holds the lease
+
+    with sessions.begin() as s:  # the other delivery died 14 hours ago without releasing its lease
+        s.scalars(select(DeliveryLease)).one().acquired_at = now - timedelta(hours=14)
+    report = deliver()
+    assert report.sent == len(plan.group("Ext Co").files)
+    with sessions() as s:
+        assert s.scalars(select(DeliveryLease)).all() == []  # released after the delivery

@@ -10,10 +10,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from seqshare.db.models import AuditEvent, Project, Share
+from seqshare.delivery.snapshot import GroupShare, snapshot_pool
+from seqshare.rules import GroupKind
 from seqshare.services import sharing
-from tests.world import load_world
+from tests.world import WORLD, load_world
 
 GROUPS = ["Other Lab", "Third Lab", "Ext Co", "Ext Two", "Special"]
+KINDS = {g["name"]: GroupKind(g["kind"]) for g in WORLD["groups"]}
 # Steps between changes: often none at all (same instant) or within one second.
 STEPS = st.sampled_from(
     [
@@ -67,9 +70,19 @@ def test_shared_at_equals_a_replay_of_the_history(
     instants |= {t0 + span * p / 10**6 for p in probes}
 
     with sessions.begin() as s:
+        records = sharing.history(s, "Int Project")
+        shares = [GroupShare(r.group, KINDS[r.group], r.granted_at, r.revoked_at) for r in records]
         for instant in sorted(instants):
+            expected = replay(history, instant)
             got = {g.name for g in sharing.shared_at(s, "Int Project", instant)}
-            assert got == replay(history, instant), f"at {instant.isoformat()}"
-        # "now" agrees with the last change, and the share history never has two open rows per group.
-        now_groups = {g.name for g in sharing.project_view(s, "Int Project").shared_with}
-        assert now_groups == set(history[-1][1])
+            assert got == expected, f"at {instant.isoformat()}"
+            # The rule deliveries use (delivery.snapshot) agrees: exactly the external groups shared then.
+            delivered = set(snapshot_pool("SLX-1", "Int Project", shares, instant).groups)
+            assert delivered == {g for g in expected if KINDS[g] is GroupKind.EXTERNAL}, (
+                f"at {instant.isoformat()}"
+            )
+        # "now" agrees with the last change, and the history never has two open rows for one group.
+        now_groups = [g.name for g in sharing.project_view(s, "Int Project").shared_with]
+        assert sorted(now_groups) == sorted(history[-1][1])
+        open_rows = [r.group for r in records if r.revoked_at is None]
+        assert len(open_rows) == len(set(open_rows))

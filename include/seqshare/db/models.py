@@ -280,3 +280,15 @@ class Delivery(Base):
     run: Mapped[Run] = relationship()
     group: Mapped[Group] = relationship()
     pool: Mapped[Pool] = relationship()
+
+
+class DeliveryLease(Base):
+    """Who is delivering a run to a group right now: one transfer per (run, group) at a time, so two DAG
+    runs of one run folder can never write the same files at once."""
+
+    __tablename__ = "delivery_lease"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id"), primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("research_group.id"), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, inspect, text
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 def database_revision(engine: Engine) -> str | None:

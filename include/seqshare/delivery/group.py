@@ -6,15 +6,18 @@ delivery resumes where it stopped: files already delivered and verified are skip
 
 from __future__ import annotations
 
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from seqshare.delivery.plan import MANIFEST, README, DeliveryPlan, manifest_text, readme_text
+from seqshare.delivery.plan import MANIFEST, README, DeliveryPlan, GroupPlan, manifest_text, readme_text
 from seqshare.errors import InvalidInput
 from seqshare.services import runs
 from seqshare.transfer import CopyResult, Remote
@@ -84,24 +87,55 @@ def deliver_group(
     parallel: int = 2,
     log: Callable[[str], None] = print,
 ) -> GroupReport:
-    """Send the group's files, record each in the ledger, then write manifests and the README."""
+    """Send the group's files, record each in the ledger, then write manifests and the README.
+
+    Holds the (run, group) lease throughout: a second delivery of the same run to the same group waits
+    (DeliveryBusy, retried by Airflow) instead of writing the same files at the same time.
+    """
     started = time.monotonic()
     gp = plan.group(group)
     with sessions.begin() as s:
-        delivered = runs.delivered_md5s(s, plan.run_id, group)
         current_dir = runs.group_dirs(s).get(group)
     if current_dir != gp.ftp_dir:  # the LIMS moved the group's directory after the plan was frozen
         raise InvalidInput(
             f"{group}: its FTP directory is now {current_dir!r}, the frozen plan says "
             f"{gp.ftp_dir!r}; nothing is sent (it could be another group's directory now)"
         )
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    runs.acquire_lease(sessions, run_id=plan.run_id, group=group, holder=holder, now=datetime.now(UTC))
+    try:
+        report = _send(
+            plan,
+            gp,
+            connect=connect,
+            sessions=sessions,
+            delivered_at=delivered_at,
+            parallel=parallel,
+            log=log,
+        )
+    finally:
+        runs.release_lease(sessions, run_id=plan.run_id, group=group, holder=holder)
+    return replace(report, seconds=time.monotonic() - started)
+
+
+def _send(
+    plan: DeliveryPlan,
+    gp: GroupPlan,
+    *,
+    connect: Callable[[], Remote],
+    sessions: sessionmaker[Session],
+    delivered_at: datetime,
+    parallel: int,
+    log: Callable[[str], None],
+) -> GroupReport:
+    group = gp.group
+    with sessions.begin() as s:
+        delivered = runs.delivered_md5s(s, plan.run_id, group)
     todo = files_to_send(plan, group, delivered)
     pool_of = {f.remote_path: f.pool for f in gp.files}
-    md5s: dict[str, str] = {}
     counts = {"sent": 0, "skipped": 0, "bytes": 0}
 
     def on_sent(f: FileToSend, result: CopyResult) -> None:
-        md5s[f.remote_path] = result.md5
         with sessions.begin() as s:
             runs.record_delivery(
                 s,
@@ -131,7 +165,7 @@ def deliver_group(
         for pool in gp.pools:
             pool_files = [f for f in gp.files if f.pool == pool]
             manifest = manifest_text(
-                pool_files, {p: ledger[p].md5 for p in (f.remote_path for f in pool_files)}
+                pool_files, {f.remote_path: ledger[f.remote_path].md5 for f in pool_files}
             )
             put_text(remote, f"{gp.run_dir(plan.run_id)}/{pool}/{MANIFEST}", manifest, mtime=delivered_at)
         first = min((row.delivered_at for row in ledger.values()), default=delivered_at)
@@ -150,6 +184,6 @@ def deliver_group(
         sent=counts["sent"],
         skipped=counts["skipped"],
         bytes_sent=counts["bytes"],
-        seconds=time.monotonic() - started,
+        seconds=0.0,
         destination=gp.run_dir(plan.run_id),
     )

@@ -11,14 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from seqshare import config
 from seqshare.db.models import (
     AuditAction,
     AuditEvent,
     Delivery,
+    DeliveryLease,
     DeliveryState,
     Group,
     Pool,
@@ -328,3 +330,63 @@ def ledger(session: Session, run_id: str) -> list[LedgerRow]:
 
 def group_dirs(session: Session) -> Mapping[str, str]:
     return {g.name: g.ftp_dir for g in session.scalars(select(Group)) if g.ftp_dir}
+
+
+# -- one delivery per (run, group) at a time ----------------------------------------------------------
+
+LEASE_STALE_AFTER = timedelta(hours=13)  # longer than the deliver task's execution_timeout (12 h)
+
+
+class DeliveryBusy(Exception):
+    """Another delivery of this run to this group is in progress: try again later (retryable)."""
+
+
+def acquire_lease(
+    sessions: sessionmaker[Session], *, run_id: str, group: str, holder: str, now: datetime
+) -> None:
+    """Take the (run, group) lease in its own transaction, or raise DeliveryBusy.
+
+    A lease older than LEASE_STALE_AFTER belongs to a delivery that died without releasing it; it is
+    taken over with a compare-and-swap, so two takers cannot both win.
+    """
+    with sessions.begin() as s:
+        run_pk, group_pk = lookup.run(s, run_id).id, lookup.group(s, group).id
+    try:
+        with sessions.begin() as s:
+            s.add(DeliveryLease(run_id=run_pk, group_id=group_pk, holder=holder, acquired_at=now))
+        return
+    except IntegrityError:
+        pass
+    with sessions.begin() as s:
+        current = s.get(DeliveryLease, (run_pk, group_pk))
+        if current is None:
+            raise DeliveryBusy(f"run {run_id} to {group}: the lease changed hands; try again")
+        if current.acquired_at > now - LEASE_STALE_AFTER:
+            raise DeliveryBusy(
+                f"run {run_id} is being delivered to {group} by {current.holder} since "
+                f"{current.acquired_at:%Y-%m-%d %H:%M:%S} UTC; this delivery waits its turn"
+            )
+        taken = s.execute(
+            update(DeliveryLease)
+            .where(
+                DeliveryLease.run_id == run_pk,
+                DeliveryLease.group_id == group_pk,
+                DeliveryLease.holder == current.holder,
+                DeliveryLease.acquired_at == current.acquired_at,
+            )
+            .values(holder=holder, acquired_at=now)
+        ).rowcount
+    if taken != 1:
+        raise DeliveryBusy(f"run {run_id} to {group}: another delivery took over the stale lease first")
+
+
+def release_lease(sessions: sessionmaker[Session], *, run_id: str, group: str, holder: str) -> None:
+    with sessions.begin() as s:
+        run_pk, group_pk = lookup.run(s, run_id).id, lookup.group(s, group).id
+        s.execute(
+            delete(DeliveryLease).where(
+                DeliveryLease.run_id == run_pk,
+                DeliveryLease.group_id == group_pk,
+                DeliveryLease.holder == holder,
+            )
+        )
