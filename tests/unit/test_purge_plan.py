@@ -68,6 +68,13 @@ def test_expired_ledger_files_already_gone_are_listed_to_be_marked() -> None:
 
 
 def test_folders_emptied_by_the_purge_are_removed_deepest_first_never_the_group_dir() -> None:
-    entries = [d("extco/R"), d("extco/R/P"), f("extco/R/P/a", TTL + S), d("extco/S"), f("extco/S/keep", S)]
+    entries = [
+        d("extco"),
+        d("extco/R"),
+        d("extco/R/P"),
+        f("extco/R/P/a", TTL + S),
+        d("extco/S"),
+        f("extco/S/keep", S),
+    ]
     p = plan(entries)
     assert p.dirs == ("extco/R/P", "extco/R")
