@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import platform
 import random
@@ -284,6 +285,69 @@ def main() -> None:
 
             return go
 
+        def seqshare_groups_in_parallel(parallel: int) -> Callable[[Path], None]:
+            """Each group in its own process at once, as the DAG's mapped `deliver` tasks run them."""
+
+            def go(dest: Path) -> None:
+                procs = []
+                for source, group in groups("three"):
+                    root = dest / group
+                    root.mkdir(exist_ok=True)
+                    fields = {
+                        k: getattr(config(root), k)
+                        for k in (
+                            "host",
+                            "port",
+                            "username",
+                            "private_key_path",
+                            "known_host_key",
+                            "root",
+                            "ciphers",
+                        )
+                    }
+                    procs.append(
+                        subprocess.Popen(
+                            [
+                                sys.executable,
+                                str(ROOT / "bench" / "send_group.py"),
+                                json.dumps(fields),
+                                str(source),
+                                str(parallel),
+                            ]
+                        )
+                    )
+                if any(p.wait() != 0 for p in procs):
+                    raise SystemExit("a group's delivery process failed")
+
+            return go
+
+        def sftp_groups_in_parallel() -> Callable[[Path], None]:
+            def go(dest: Path) -> None:
+                procs = []
+                for n, (source, group) in enumerate(groups("three")):
+                    root = dest / group
+                    root.mkdir(exist_ok=True)
+                    batch = work / f"batch-{n}.txt"
+                    batch.write_text(f"put -r {source}/RUN_20260301 {root}/RUN_20260301\n")
+                    procs.append(
+                        subprocess.Popen(
+                            [
+                                "sftp",
+                                *peer.ssh_options,
+                                "-P",
+                                str(server.port),
+                                "-b",
+                                str(batch),
+                                peer.target,
+                            ],
+                            stdout=subprocess.DEVNULL,
+                        )
+                    )
+                if any(p.wait() != 0 for p in procs):
+                    raise SystemExit("an sftp -b process failed")
+
+            return go
+
         def sftp_many(layout: str) -> Callable[[Path], None]:
             def go(dest: Path) -> None:
                 for source, group in groups(layout):
@@ -328,6 +392,10 @@ def main() -> None:
             ]
             for layout in ("one", "three")
         }
+        many_methods["three"] += [
+            ("seqshare groups in parallel processes, parallel=1", False, seqshare_groups_in_parallel(1)),
+            ("OpenSSH sftp -b, groups in parallel", False, sftp_groups_in_parallel()),
+        ]
 
         samples: dict[tuple[str, str], Samples] = {}
         plan: list[tuple[str, int, int, str, bool, Callable[[Path], None]]] = [
@@ -393,6 +461,13 @@ def report(
                 f"- {section} group(s): seqshare parallel={parallel} / best peer ({best_peer}) = "
                 f"{ours / rate(section, best_peer):.2f}× (target ≥ 1.00)"
             )
+    procs = rate("three", "seqshare groups in parallel processes, parallel=1")
+    best_in_turn = max(rate("three", name) for name in peers)
+    print(
+        f"- three groups, seqshare groups in parallel processes (as the DAG runs them) / best peer in turn = "
+        f"{procs / best_in_turn:.2f}×; / sftp -b groups in parallel = "
+        f"{procs / rate('three', 'OpenSSH sftp -b, groups in parallel'):.2f}×"
+    )
 
 
 def machine() -> str:
