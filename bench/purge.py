@@ -54,7 +54,7 @@ from seqshare.lims_schema import LimsExport  # noqa: E402
 from seqshare.purge.group import purge_group  # noqa: E402
 from seqshare.services.lims import import_export  # noqa: E402
 from seqshare.services.purge import external_groups  # noqa: E402
-from seqshare.transfer.sftp import SftpConfig, SftpRemote  # noqa: E402
+from seqshare.transfer.sftp import SftpRemote  # noqa: E402
 from tests.databases import migrated_engine, scratch_sqlite  # noqa: E402
 
 TTL = timedelta(days=30)
@@ -164,14 +164,7 @@ class Timed:
 
 
 def run_seqshare(server, data_root: Path, sessions, shape: Shape, profile: cProfile.Profile | None = None):
-    config = SftpConfig(
-        host=server.host,
-        port=server.port,
-        username=server.username,
-        private_key_path=str(server.client_key_path),
-        known_host_key=server.host_key_line,
-        root=str(data_root),
-    )
+    config = server.sftp_config(data_root)
     with sessions.begin() as s:
         groups = external_groups(s)[: shape.groups]
     split: dict[str, float] = {}
@@ -234,14 +227,7 @@ def run_seqshare(server, data_root: Path, sessions, shape: Shape, profile: cProf
 def run_floor(server, data_root: Path, shape: Shape) -> Result:
     """paramiko alone, no seqshare layer: walk with listdir_attr, 1,024 pipelined removes, rmdir per folder.
     The protocol work of purge_group (minus ledger, plan and path checks): its floor on this machine."""
-    config = SftpConfig(
-        host=server.host,
-        port=server.port,
-        username=server.username,
-        private_key_path=str(server.client_key_path),
-        known_host_key=server.host_key_line,
-        root=str(data_root),
-    )
+    config = server.sftp_config(data_root)
     split: dict[str, float] = {}
     cpu0, srv0, t0 = resource.getrusage(resource.RUSAGE_SELF), server_cpu(server), time.perf_counter()
     remote = SftpRemote.connect(config)

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,15 +224,7 @@ def main() -> None:
         dest_base = server.base_dir  # /dev/shm/…/sshd/data: the server writes here
 
         def config(root: Path) -> SftpConfig:
-            return SftpConfig(
-                host=server.host,
-                port=server.port,
-                username=server.username,
-                private_key_path=str(server.client_key_path),
-                known_host_key=server.host_key_line,
-                root=str(root),
-                ciphers=(CIPHER,),
-            )
+            return replace(server.sftp_config(root), ciphers=(CIPHER,), connect_timeout=30)
 
         # probe: the cipher really is the same
         with SftpRemote.connect(config(dest_base)) as probe:
