@@ -103,8 +103,6 @@ def distribute_run() -> None:
 
         from seqshare.airflow_connection import sftp_config_from_connection
         from seqshare.delivery import tasks
-        from seqshare.errors import SeqshareError
-        from seqshare.services.runs import DeliveryBusy
         from seqshare.transfer import SftpRemote, is_retryable
 
         get_current_context()["group"] = assignment["group"]  # names this mapped instance in the UI
@@ -113,10 +111,8 @@ def distribute_run() -> None:
             report = tasks.deliver(
                 assignment["run_id"], assignment["group"], connect=lambda: SftpRemote.connect(config)
             )
-        except DeliveryBusy:
-            raise  # another DAG run is delivering this run to this group: Airflow retries later
-        except Exception as exc:
-            if isinstance(exc, SeqshareError) or not is_retryable(exc):
+        except Exception as exc:  # a dropped connection or a busy delivery: Airflow retries with backoff
+            if not is_retryable(exc):
                 raise _fail_without_retry(exc) from exc
             raise
         print(report.describe())

@@ -48,7 +48,6 @@ def purge_expired_deliveries() -> None:
     @task(map_index_template="{{ group }}", pool=SFTP_POOL)
     def purge_group(target: dict[str, str]) -> dict[str, Any]:
         from seqshare.airflow_connection import sftp_config_from_connection
-        from seqshare.errors import SeqshareError
         from seqshare.purge import tasks
         from seqshare.transfer import SftpRemote, is_retryable
 
@@ -64,7 +63,7 @@ def purge_expired_deliveries() -> None:
                 actor=f"airflow:{context['dag_run'].run_id}",
             )
         except Exception as exc:
-            if isinstance(exc, SeqshareError) or not is_retryable(exc):
+            if not is_retryable(exc):
                 raise AirflowFailException(str(exc)) from exc
             raise
         if summary["failed"]:
@@ -79,7 +78,8 @@ def purge_expired_deliveries() -> None:
         for s in groups:
             warn = f"; WARNING: {s['untracked_kept']} files not in the ledger" if s["untracked_kept"] else ""
             print(
-                f"{s['group']}: {s['files']} files, {s['bytes_freed']:,} bytes freed, oldest remaining "
+                f"{s['group']}: {s['files']} files ({s['untracked_purged']} not in the ledger), "
+                f"{s['bytes_freed']:,} bytes freed, oldest remaining "
                 f"{s['oldest_remaining'] or 'none'}{warn}"
             )
         missing = sorted({t["group"] for t in targets} - {s["group"] for s in groups})

@@ -352,13 +352,16 @@ def purge(
 
     from seqshare.airflow_connection import sftp_config_from_connection
     from seqshare.purge import tasks
+    from seqshare.services import purge as purge_ledger
     from seqshare.transfer import SftpRemote
 
     logging.getLogger("paramiko").setLevel(logging.WARNING)  # one line per group, not per connection
 
-    with unit_of_work():
-        pass  # checks the schema before touching the server
-    targets = [t for t in tasks.groups_to_purge() if not group or t["group"] in group]
+    with unit_of_work() as session:
+        external = purge_ledger.external_groups(session)
+    targets = [
+        {"group": name, "ftp_dir": ftp_dir} for name, ftp_dir in external if not group or name in group
+    ]
     unknown = sorted(set(group or []) - {t["group"] for t in targets})
     if unknown:
         raise InvalidInput(f"not an external group with an FTP directory: {', '.join(unknown)}")

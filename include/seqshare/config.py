@@ -6,6 +6,8 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from seqshare.errors import InvalidInput
+
 DATABASE_URL_ENV = "SEQSHARE_DATABASE_URL"
 HOME_ENV = "SEQSHARE_HOME"
 
@@ -32,5 +34,5 @@ def default_ttl() -> timedelta:
     """How long delivered files stay on the FTP server unless a group has its own: 30 days by default."""
     days = os.environ.get(TTL_ENV) or "30"
     if not days.isdigit() or int(days) < 1:
-        raise ValueError(f"{TTL_ENV}={days!r}: give a whole number of days, at least 1")
+        raise InvalidInput(f"{TTL_ENV}={days!r}: give a whole number of days, at least 1")
     return timedelta(days=int(days))

@@ -2,7 +2,13 @@
 
 
 class SeqshareError(Exception):
-    """Base of every error that is the user's input or the world's state, not a bug."""
+    """Base of every error that is the user's input or the world's state, not a bug.
+
+    `retryable` says whether trying the same thing again later can succeed without anyone acting
+    (read by `seqshare.transfer.errors.is_retryable`, the one place that decides).
+    """
+
+    retryable = False
 
 
 class NotFound(SeqshareError):

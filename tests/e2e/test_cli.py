@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,3 +140,29 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("error: database:")
     assert result.stderr.count("\n") == 1
+
+
+def test_purge_through_the_cli_dry_run_first(tmp_path: Path, sshd_server, sftp_root, monkeypatch) -> None:
+    url = databases.scratch_sqlite(tmp_path)
+    ok(url, "db", "upgrade")
+    ok(url, "lims", "import", str(EXAMPLE))
+    old = sftp_root / "acme" / "old_system" / "legacy.txt"
+    old.parent.mkdir(parents=True)
+    old.write_text("left by an older system")
+    sixty_days_ago = time.time() - 60 * 86400
+    os.utime(old, (sixty_days_ago, sixty_days_ago))
+    monkeypatch.setenv("AIRFLOW_CONN_SEQSHARE_SFTP", json.dumps(sshd_server.connection(sftp_root)))
+
+    dry = as_json(url, "purge", "--dry-run")
+    acme = next(g for g in dry["groups"] if g["group"] == "Acme Therapeutics")
+    assert (acme["files"], acme["untracked_purged"], acme["dry_run"]) == (1, 1, True)
+    assert old.exists()
+
+    done = as_json(url, "purge", "--group", "Acme Therapeutics")
+    assert [g["group"] for g in done["groups"]] == ["Acme Therapeutics"]
+    assert not old.exists()
+    assert not old.parent.exists()  # the folder it left empty is removed
+
+    refused = seqshare(url, "purge", "--group", "Odom Lab")
+    assert refused.returncode == 1
+    assert refused.stderr == "error: not an external group with an FTP directory: Odom Lab\n"

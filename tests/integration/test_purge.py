@@ -123,6 +123,7 @@ def test_expired_and_old_untracked_files_go_and_everything_else_stays(world, ses
     assert world["victim"].is_file()
     assert (summary["files"], summary["bytes_freed"]) == (3, 300)
     assert summary["untracked_kept"] == 1
+    assert summary["untracked_purged"] == 2  # README.txt and the older system's file, reported as such
     refused = dict(summary["refused"])
     assert refused["extco/link"].startswith("symlink")
     assert refused["extco/../exttwo/victim.txt"].startswith("ledger path outside")

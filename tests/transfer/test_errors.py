@@ -7,6 +7,8 @@ import errno
 import paramiko
 import pytest
 
+from seqshare.errors import InvalidInput
+from seqshare.services.runs import DeliveryBusy
 from seqshare.transfer import (
     AuthenticationFailed,
     ConnectionLost,
@@ -23,6 +25,7 @@ from seqshare.transfer import (
 from seqshare.transfer.sftp import _status_error
 
 RETRYABLE = [
+    DeliveryBusy("another DAG run is delivering this run to this group"),
     ConnectionLost("dropped"),
     CorruptedTransfer("sizes differ"),
     EOFError(),
@@ -36,6 +39,7 @@ RETRYABLE = [
     paramiko.ssh_exception.NoValidConnectionsError({("127.0.0.1", 22): OSError("refused")}),
 ]
 PERMANENT = [
+    InvalidInput("a malformed sample sheet"),
     HostKeyMismatch("mismatch"),
     AuthenticationFailed("no"),
     paramiko.AuthenticationException("no"),

@@ -35,6 +35,7 @@ class PurgeReport:
     already_gone: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    untracked_purged: int = 0  # files the ledger did not know, purged by their modification time
     untracked_kept: int = 0
     kept_files: int = 0
     oldest_remaining: datetime | None = None
@@ -43,7 +44,8 @@ class PurgeReport:
         verb = "would free" if self.dry_run else "freed"
         oldest = f"{self.oldest_remaining:%Y-%m-%d}" if self.oldest_remaining else "none"
         return (
-            f"{self.group}: {self.files} files, {verb} {self.bytes_freed:,} bytes; "
+            f"{self.group}: {self.files} files ({self.untracked_purged} not in the ledger), "
+            f"{verb} {self.bytes_freed:,} bytes; "
             f"{self.kept_files} files remain (oldest {oldest}); "
             f"{len(self.refused)} refused, {len(self.failed)} failed"
         )
@@ -122,6 +124,7 @@ def purge_group(
             else:
                 report.failed.append((deletion.path, f"{type(result.error).__name__}: {result.error}"))
         report.files += len(done)
+        report.untracked_purged += sum(1 for d in done if d.ledger_id is None)
         report.bytes_freed += sum(d.size for d in done)
         if not dry_run:
             with sessions.begin() as s:

@@ -32,7 +32,7 @@ from seqshare.db.models import (
 )
 from seqshare.delivery.plan import DeliveryPlan, SourceFile, plan_deliveries
 from seqshare.delivery.snapshot import GroupShare, SnapshotSource, snapshot_run
-from seqshare.errors import InvalidInput
+from seqshare.errors import InvalidInput, SeqshareError
 from seqshare.runfolder import RunFolder
 from seqshare.services import lookup
 
@@ -337,8 +337,10 @@ def group_dirs(session: Session) -> Mapping[str, str]:
 LEASE_STALE_AFTER = timedelta(hours=13)  # longer than the deliver task's execution_timeout (12 h)
 
 
-class DeliveryBusy(Exception):
-    """Another delivery of this run to this group is in progress: try again later (retryable)."""
+class DeliveryBusy(SeqshareError):
+    """Another delivery of this run to this group is in progress: try again later."""
+
+    retryable = True
 
 
 def acquire_lease(

@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+from seqshare.errors import SeqshareError
+
 T = TypeVar("T")
 
 
-class TransferError(Exception):
+class TransferError(SeqshareError):
     """Base class for errors raised by seqshare.transfer. `retryable` is read by `is_retryable`."""
-
-    retryable = False
 
 
 class UnsafePath(TransferError, ValueError):
@@ -91,7 +91,7 @@ def is_retryable(exc: BaseException) -> bool:
     No: host key mismatch, authentication, permission denied, no space, conflicts, bad paths, a source file
     that does not match the ledger, and any status the SFTP server answered deliberately.
     """
-    if isinstance(exc, TransferError):
+    if isinstance(exc, SeqshareError):  # transfer errors, and the domain's own (e.g. a busy delivery)
         return exc.retryable
     if looks_like_no_space(exc):
         return False
