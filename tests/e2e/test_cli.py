@@ -166,3 +166,30 @@ def test_purge_through_the_cli_dry_run_first(tmp_path: Path, sshd_server, sftp_r
     refused = seqshare(url, "purge", "--group", "Odom Lab")
     assert refused.returncode == 1
     assert refused.stderr == "error: not an external group with an FTP directory: Odom Lab\n"
+
+
+def test_run_plan_previews_a_run_folder_without_writing_anything(tmp_path: Path) -> None:
+    import yaml
+
+    from tests.runs import RUN_ID, build_run
+    from tests.world import WORLD
+
+    url = databases.scratch_sqlite(tmp_path)
+    world = tmp_path / "world.yaml"
+    world.write_text(yaml.safe_dump(WORLD))
+    ok(url, "db", "upgrade")
+    ok(url, "lims", "import", str(world))
+    ok(url, "share", "set", "Int Project", "Ext Co", "Other Lab", "--as", "owner")
+    run = build_run(tmp_path / "runs", {"SLX-1": ["S1"], "SLX-3": ["S2"]}).path
+
+    preview = as_json(url, "run", "plan", str(run), "--sequencing-time", "2099-01-01T00:00:00Z")
+    assert preview["frozen"] is False
+    assert [(g["group"], len(g["files"])) for g in preview["plan"]["groups"]] == [("Ext Co", 4)]
+    human = ok(url, "run", "plan", str(run), "--sequencing-time", "2099-01-01T00:00:00Z")
+    assert "withheld from Other Lab: internal group" in human
+
+    nothing_written = seqshare(url, "run", "plan", RUN_ID)
+    assert nothing_written.returncode == 1
+    assert "has no frozen plan" in nothing_written.stderr
+    unknown = seqshare(url, "run", "ledger", RUN_ID)  # the preview registered nothing either
+    assert unknown.stderr == f"error: unknown run '{RUN_ID}'\n"

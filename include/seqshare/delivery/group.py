@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from seqshare.delivery.plan import MANIFEST, README, DeliveryPlan, GroupPlan, manifest_text, readme_text
 from seqshare.errors import InvalidInput
-from seqshare.services import runs
+from seqshare.services import lookup, runs
 from seqshare.transfer import CopyResult, Remote
 from seqshare.transfer.send import FileToSend, put_text, send_files
 
@@ -95,7 +95,7 @@ def deliver_group(
     started = time.monotonic()
     gp = plan.group(group)
     with sessions.begin() as s:
-        current_dir = runs.group_dirs(s).get(group)
+        current_dir = lookup.group(s, group).ftp_dir
     if current_dir != gp.ftp_dir:  # the LIMS moved the group's directory after the plan was frozen
         raise InvalidInput(
             f"{group}: its FTP directory is now {current_dir!r}, the frozen plan says "

@@ -7,7 +7,6 @@ sharing change made while a delivery is half done can never change who receives 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -306,10 +305,11 @@ class LedgerRow:
 
 
 def ledger(session: Session, run_id: str) -> list[LedgerRow]:
+    """Every file delivered for the run (an unknown run is an error, not an empty ledger)."""
+    run = lookup.run(session, run_id)
     rows = session.scalars(
         select(Delivery)
-        .join(Delivery.run)
-        .where(Run.run_id == run_id)
+        .where(Delivery.run_id == run.id)
         .options(selectinload(Delivery.group), selectinload(Delivery.pool))
         .order_by(Delivery.remote_path)
     )
@@ -326,10 +326,6 @@ def ledger(session: Session, run_id: str) -> list[LedgerRow]:
         )
         for d in rows
     ]
-
-
-def group_dirs(session: Session) -> Mapping[str, str]:
-    return {g.name: g.ftp_dir for g in session.scalars(select(Group)) if g.ftp_dir}
 
 
 # -- one delivery per (run, group) at a time ----------------------------------------------------------
