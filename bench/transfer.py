@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from seqshare import localsftp  # noqa: E402
 from seqshare.transfer import FileToSend, send_files  # noqa: E402
+from seqshare.transfer.send import DEFAULT_PARALLEL  # noqa: E402
 from seqshare.transfer.sftp import SftpConfig, SftpRemote  # noqa: E402
 
 CIPHER = "aes128-gcm@openssh.com"
@@ -241,10 +242,10 @@ def main() -> None:
         # -- methods: (name, group, self_cpu, fn(dest) -> None) --------------------------------------
         big_files = [FileToSend(data.big, "RUN/big_R1_001.fastq.gz", big_size)]
 
-        def seqshare_big(md5: bool) -> Callable[[Path], None]:
+        def seqshare_big(md5: bool, parallel: int) -> Callable[[Path], None]:
             def go(dest: Path) -> None:
                 results = send_files(
-                    big_files, lambda: SftpRemote.connect(config(dest)), parallel=1, compute_md5=md5
+                    big_files, lambda: SftpRemote.connect(config(dest)), parallel=parallel, compute_md5=md5
                 )
                 if md5 and results[0].md5 != data.big_md5:
                     raise RuntimeError("md5 differs")
@@ -267,13 +268,18 @@ def main() -> None:
             base = data.many_root / layout
             return [(base, "")] if layout == "one" else [(base / f"g{g}", f"g{g}") for g in range(3)]
 
-        def seqshare_many(layout: str, parallel: int) -> Callable[[Path], None]:
+        def seqshare_many(layout: str, parallel: int, md5: bool = True) -> Callable[[Path], None]:
             def go(dest: Path) -> None:
                 for source, group in groups(layout):
                     root = dest / group
                     root.mkdir(exist_ok=True)
                     files = files_under(source)
-                    send_files(files, lambda root=root: SftpRemote.connect(config(root)), parallel=parallel)
+                    send_files(
+                        files,
+                        lambda root=root: SftpRemote.connect(config(root)),
+                        parallel=parallel,
+                        compute_md5=md5,
+                    )
 
             return go
 
@@ -368,9 +374,19 @@ def main() -> None:
             return go
 
         big_methods = [
-            ("seqshare send_files, md5 on", True, seqshare_big(True)),
+            (
+                f"seqshare parallel={DEFAULT_PARALLEL} (split), md5 on",
+                True,
+                seqshare_big(True, DEFAULT_PARALLEL),
+            ),
+            ("seqshare parallel=1 (one connection), md5 on", True, seqshare_big(True, 1)),
             ("md5sum then OpenSSH sftp -b", False, sftp_big(True)),
-            ("seqshare send_files, md5 off", True, seqshare_big(False)),
+            (
+                f"seqshare parallel={DEFAULT_PARALLEL} (split), md5 off",
+                True,
+                seqshare_big(False, DEFAULT_PARALLEL),
+            ),
+            ("seqshare parallel=1 (one connection), md5 off", True, seqshare_big(False, 1)),
             ("OpenSSH sftp -b", False, sftp_big(False)),
         ]
         many_methods = {
@@ -378,6 +394,11 @@ def main() -> None:
                 ("seqshare parallel=1", True, seqshare_many(layout, 1)),
                 ("seqshare parallel=2", True, seqshare_many(layout, 2)),
                 ("seqshare parallel=3", True, seqshare_many(layout, 3)),
+                (
+                    "seqshare parallel=2, md5 off (not a delivery: shows what hashing costs)",
+                    True,
+                    seqshare_many(layout, 2, md5=False),
+                ),
                 ("OpenSSH sftp -b (put -r)", False, sftp_many(layout)),
                 ("rsync -aW -e ssh", False, rsync_many(layout)),
                 ("rclone copy --transfers 4", False, rclone_many(layout)),
@@ -440,10 +461,18 @@ def report(
             print(f"| {name} | {rate(sec, name):,.0f} ({min(rates):,.0f}–{max(rates):,.0f}) | {cpu:.0f} |")
 
     print("\n## ratios (medians)\n")
-    verified = rate("big", "seqshare send_files, md5 on") / rate("big", "md5sum then OpenSSH sftp -b")
-    plain = rate("big", "seqshare send_files, md5 off") / rate("big", "OpenSSH sftp -b")
-    print(f"- large file, verified: seqshare md5 on / (md5sum + sftp) = {verified:.2f}× (target ≥ 1.00)")
-    print(f"- large file, plain: seqshare md5 off / sftp = {plain:.2f}× (target ≥ 0.85)")
+    for parallel, how in ((DEFAULT_PARALLEL, "split"), (1, "one connection")):
+        ours_on = rate("big", f"seqshare parallel={parallel} ({how}), md5 on")
+        ours_off = rate("big", f"seqshare parallel={parallel} ({how}), md5 off")
+        verified = ours_on / rate("big", "md5sum then OpenSSH sftp -b")
+        plain = ours_off / rate("big", "OpenSSH sftp -b")
+        print(
+            f"- large file, verified: seqshare parallel={parallel} md5 on / (md5sum + sftp) = "
+            f"{verified:.2f}× (target ≥ 1.00)"
+        )
+        print(
+            f"- large file, plain: seqshare parallel={parallel} md5 off / sftp = {plain:.2f}× (target ≥ 0.85)"
+        )
     for section in ("one", "three"):
         peers = ["OpenSSH sftp -b (put -r)", "rsync -aW -e ssh", "rclone copy --transfers 4"]
         best_peer = max(peers, key=lambda name: rate(section, name))

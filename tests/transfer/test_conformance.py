@@ -44,6 +44,20 @@ def test_open_write_refuses_to_truncate_an_existing_file(remote: BaseRemote) -> 
     assert remote.read_bytes("a.txt") == b"keep me"
 
 
+def test_open_update_writes_at_offsets_and_never_creates_nor_truncates(remote: BaseRemote) -> None:
+    with remote.open_write("f") as out:
+        out.write(b"a" * 10)
+    with remote.open_update("f") as out:
+        out.seek(6)
+        out.write(b"XY")
+        out.seek(0)
+        out.write(b"Z")
+    assert remote.read_bytes("f") == b"Zaaaaa" + b"XY" + b"aa"
+    with pytest.raises(FileNotFoundError):
+        remote.open_update("missing")
+    assert remote.stat("missing") is None
+
+
 def test_makedirs_creates_parents_and_tolerates_existing(remote: BaseRemote) -> None:
     remote.makedirs("p/q/r")
     remote.makedirs("p/q/r")
@@ -196,6 +210,9 @@ def test_dry_run_changes_nothing_and_records_the_deletions(make_remote, sftp_roo
         remote.rename("g", "d/f", replace=True)
         remote.makedirs("new/dir")
         with remote.open_write("new/file") as out:
+            out.write(b"x")
+        with remote.open_update("g") as out:
+            out.seek(3)
             out.write(b"x")
         remote.set_mtime("g", datetime(2020, 1, 1, tzinfo=UTC))
     assert (sftp_root / "d" / "f").read_bytes() == b"precious"

@@ -215,3 +215,130 @@ def test_a_dropped_session_fails_retryably_and_the_retry_completes(
     assert hashlib.md5(final.read_bytes()).hexdigest() == md5
     assert os.listdir(final.parent) == ["big.bam"]
     assert visible_while_incomplete == []
+
+
+class _CountingRemote:
+    """A remote whose writers count the bytes each connection wrote."""
+
+    def __init__(self, remote: BaseRemote) -> None:
+        self._remote = remote
+        self.written = 0
+        self.opened: list[str] = []
+
+    def _count(self, inner):
+        outer = self
+
+        class Writer:
+            def write(self, data: bytes) -> int:
+                outer.written += len(data)
+                return inner.write(data)
+
+            def seek(self, offset: int) -> int:
+                return inner.seek(offset)
+
+            def close(self) -> None:
+                inner.close()
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                inner.__exit__(*exc)
+
+        return Writer()
+
+    def open_write(self, path: str):
+        self.opened.append(path)
+        return self._count(self._remote.open_write(path))
+
+    def open_update(self, path: str):
+        self.opened.append(path)
+        return self._count(self._remote.open_update(path))
+
+    def __getattr__(self, name: str):
+        return getattr(self._remote, name)
+
+
+@pytest.mark.parametrize("helpers", [1, 2])
+def test_a_split_copy_is_byte_identical_and_every_connection_writes_into_the_one_partial(
+    make_remote: Callable[..., BaseRemote], sftp_root: Path, tmp_path: Path, helpers: int
+) -> None:
+    path = tmp_path / "big.fastq.gz"
+    md5 = make_file(path, 9 * MiB + 5, seed=3)
+    when = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    connections = [_CountingRemote(make_remote()) for _ in range(helpers + 1)]
+    try:
+        result = copy_file(
+            path,
+            connections[0],
+            "run/big.fastq.gz",
+            chunk_size=64 * 1024,
+            mtime=when,
+            helpers=connections[1:],
+        )
+    finally:
+        for connection in connections:
+            connection.close()
+    assert (result.md5, result.size, result.skipped) == (md5, 9 * MiB + 5, False)
+    final = sftp_root / "run" / "big.fastq.gz"
+    assert hashlib.md5(final.read_bytes()).hexdigest() == md5
+    assert final.stat().st_mtime == when.timestamp()
+    assert os.listdir(final.parent) == ["big.fastq.gz"]  # the partial was renamed, nothing else left
+    assert [c.opened for c in connections] == [["run/.big.fastq.gz.partial"]] * (helpers + 1)
+    assert sum(c.written for c in connections) == 9 * MiB + 5  # each byte written once, by one connection
+
+
+def test_a_file_of_one_chunk_is_not_split(remote: BaseRemote, source) -> None:
+    path, md5 = source
+    helper = _CountingRemote(remote)
+    result = copy_file(path, remote, "small", helpers=[helper], chunk_size=8 * MiB)
+    assert result.md5 == md5
+    assert helper.opened == []
+
+
+def test_a_split_copy_whose_sessions_drop_fails_retryably_and_the_retry_completes(
+    connect_sftp, sshd_server: SshdServer, sftp_root: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.bam"
+    md5 = make_file(path, 48 * MiB, seed=11)
+    final = sftp_root / "run" / "big.bam"
+    visible_while_incomplete: list[int] = []
+    attempts: list[BaseException] = []
+    killed = False
+
+    def progress(sent: int) -> None:
+        nonlocal killed
+        if final.exists():
+            visible_while_incomplete.append(sent)
+        if not killed and sent >= 12 * MiB:
+            killed = True
+            assert sshd_server.kill_sessions() >= 2
+
+    def attempt():
+        primary, helper = connect_sftp(), connect_sftp()
+        with primary, helper:
+            return copy_file(
+                path, primary, "run/big.bam", expected_md5=md5, progress=progress, helpers=[helper]
+            )
+
+    result = call_with_retry(
+        attempt, attempts=3, sleep=lambda _: None, on_retry=lambda n, exc, delay: attempts.append(exc)
+    )
+    assert [type(exc) for exc in attempts] == [ConnectionLost]
+    assert (result.md5, result.size, result.skipped) == (md5, 48 * MiB, False)
+    assert hashlib.md5(final.read_bytes()).hexdigest() == md5
+    assert os.listdir(final.parent) == ["big.bam"]
+    assert visible_while_incomplete == []
+
+
+def test_memory_stays_flat_for_a_split_copy(tmp_path: Path, sftp_root: Path) -> None:
+    path = tmp_path / "big"
+    md5 = make_file(path, 48 * MiB)
+    tracemalloc.start()
+    try:
+        result = copy_file(path, LocalRemote(sftp_root), "big", helpers=[LocalRemote(sftp_root)])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.md5 == md5
+    assert peak < 30 * MiB  # chunk (4 MiB) × (queue + one in hand per writer + the reader's), not the file

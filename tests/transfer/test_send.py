@@ -122,6 +122,9 @@ class _KillingWriter:
             self.kill()
         return self.inner.write(data)
 
+    def seek(self, offset: int) -> int:
+        return self.inner.seek(offset)
+
     def close(self) -> None:
         self.inner.close()
 
@@ -282,3 +285,56 @@ def test_put_text_refuses_to_replace_a_folder(remote: BaseRemote, sftp_root: Pat
     (sftp_root / "README.txt").mkdir()
     with pytest.raises(DestinationConflict, match="folder"):
         put_text(remote, "README.txt", "hello")
+
+
+def test_large_files_are_split_over_every_connection_then_the_rest_go_one_per_connection(
+    sftp_config: SftpConfig, sftp_root: Path, tmp_path: Path
+) -> None:
+    files, md5s = make_files(tmp_path / "src", [9 * MiB + 1, 6 * MiB, MiB, 100_000, 0])
+    connect = Connections(sftp_config)
+    order: list[str] = []
+
+    results = send_files(
+        files,
+        connect,
+        parallel=3,
+        mtime=WHEN,
+        split_min_size=4 * MiB,
+        on_sent=lambda file, result: order.append(file.remote_path),
+        sleep=NO_SLEEP,
+    )
+
+    assert connect.count == 3 + 3  # the split phase: one worker with 3; then 3 workers with one each
+    assert order[:2] == [files[0].remote_path, files[1].remote_path]  # the split files first, largest first
+    assert {r.path: r.md5 for r in results} == md5s
+    for file in files:
+        delivered = sftp_root / file.remote_path
+        assert hashlib.md5(delivered.read_bytes()).hexdigest() == md5s[file.remote_path]
+        assert delivered.stat().st_mtime == WHEN.timestamp()
+    assert tree(sftp_root) == sorted(md5s)
+
+
+def test_split_files_whose_sessions_are_killed_are_retried_and_all_complete(
+    sftp_config: SftpConfig, sshd_server: SshdServer, sftp_root: Path, tmp_path: Path
+) -> None:
+    files, md5s = make_files(tmp_path / "src", [24 * MiB, 20 * MiB] + [2 * MiB] * 3)
+    state = {"after": 8 * MiB, "killed": 0, "lock": threading.Lock(), "server": sshd_server}
+    connect = Connections(sftp_config, wrap=lambda remote: _KillOnce(remote, state))
+    delays: list[float] = []
+
+    results = send_files(files, connect, parallel=2, split_min_size=16 * MiB, sleep=delays.append)
+
+    assert state["killed"] >= 2  # both connections of the split were dropped
+    assert delays  # backed off before retrying
+    assert {r.path: r.md5 for r in results} == md5s
+    for path, md5 in md5s.items():
+        assert hashlib.md5((sftp_root / path).read_bytes()).hexdigest() == md5
+    assert tree(sftp_root) == sorted(md5s)  # no `.partial` left
+
+
+def test_one_connection_never_splits(sftp_config: SftpConfig, sftp_root: Path, tmp_path: Path) -> None:
+    files, md5s = make_files(tmp_path / "src", [9 * MiB, MiB])
+    connect = Connections(sftp_config)
+    results = send_files(files, connect, parallel=1, split_min_size=4 * MiB, sleep=NO_SLEEP)
+    assert connect.count == 1
+    assert {r.path: r.md5 for r in results} == md5s

@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
@@ -149,6 +149,7 @@ def copy_file(
     hash_in_thread: bool = True,
     chunk_size: int = CHUNK_SIZE,
     progress: Callable[[int], None] | None = None,
+    helpers: Sequence[Remote] = (),
 ) -> CopyResult:
     """Copy `local_path` to `remote_path` on `remote`; see the module docstring for the steps.
 
@@ -160,6 +161,11 @@ def copy_file(
       `DestinationConflict`, leaving it untouched.
     - `mtime`: the delivery time to set on the file (whole seconds over SFTP).
     - `progress(bytes_sent_so_far)` is called after each chunk is handed to the remote.
+    - `helpers`: more connections to the same server and root. A file of more than one chunk is then split:
+      this thread reads and hashes it once, in order, and every connection writes the chunks it takes at
+      their offsets into the one partial (paramiko encrypts at about one core per connection, and one
+      connection waits on the server's window; see bench/README.md). The checks before the rename are the
+      same.
     Dry-run remotes (`remote.guard.dry_run`) only plan: the copy is recorded and nothing is written.
     """
     started = time.monotonic()
@@ -187,8 +193,12 @@ def copy_file(
         with open(local_path, "rb") as source:
             out = remote.open_write(partial)
             created = True
-            with out:
-                sent, md5 = _stream(source, out, compute_md5, hash_in_thread, chunk_size, progress)
+            if helpers and size > chunk_size:
+                outs = _open_helpers(out, helpers, partial)
+                sent, md5 = _stream_split(source, outs, compute_md5, chunk_size, progress)
+            else:
+                with out:
+                    sent, md5 = _stream(source, out, compute_md5, hash_in_thread, chunk_size, progress)
         if sent != size:
             raise SourceChanged(f"{local_path} changed while it was read: {size} bytes at start, {sent} read")
         if expected_md5 and md5 and md5.lower() != expected_md5.lower():
@@ -235,3 +245,75 @@ def _stream(
     finally:
         if hasher is not None:
             hasher.stop()
+
+
+def _open_helpers(out: BinaryIO, helpers: Sequence[Remote], partial: str) -> list[BinaryIO]:
+    """The primary's writer plus one writer per helper on the same (already created) partial."""
+    outs = [out]
+    try:
+        for helper in helpers:
+            outs.append(helper.open_update(partial))
+    except BaseException:
+        for opened in outs:
+            with contextlib.suppress(Exception):
+                opened.close()
+        raise
+    return outs
+
+
+def _stream_split(
+    source: BinaryIO,
+    outs: Sequence[BinaryIO],
+    compute_md5: bool,
+    chunk_size: int,
+    progress: Callable[[int], None] | None,
+) -> tuple[int, str | None]:
+    """Read and hash `source` once, in order, in this thread; each writer's thread takes the next chunk and
+    writes it at its offset. Every writer is closed (its statuses awaited) before this returns; the first
+    writer error is raised. At most len(outs) chunks wait in the queue: memory stays flat."""
+    work: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=len(outs))
+    errors: list[BaseException] = []
+    failed = threading.Event()
+
+    def write_chunks(out: BinaryIO) -> None:
+        ok = True
+        while (item := work.get()) is not None:
+            if ok:  # after an error, keep taking chunks so the reader never blocks
+                try:
+                    out.seek(item[0])
+                    out.write(item[1])
+                except BaseException as exc:
+                    ok = False
+                    errors.append(exc)
+                    failed.set()
+        try:
+            out.close()  # waits for every pipelined write's status
+        except BaseException as exc:
+            if ok:
+                errors.append(exc)
+                failed.set()
+
+    threads = [
+        threading.Thread(target=write_chunks, args=(out,), name=f"seqshare-split-{n}", daemon=True)
+        for n, out in enumerate(outs)
+    ]
+    for thread in threads:
+        thread.start()
+    digest = hashlib.md5(usedforsecurity=False) if compute_md5 else None
+    sent = 0
+    try:
+        while not failed.is_set() and (chunk := source.read(chunk_size)):
+            if digest is not None:
+                digest.update(chunk)  # releases the GIL: overlaps the writers' encryption
+            work.put((sent, chunk))
+            sent += len(chunk)
+            if progress is not None:
+                progress(sent)
+    finally:
+        for _ in threads:
+            work.put(None)
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return sent, digest.hexdigest() if digest is not None else None

@@ -79,6 +79,10 @@ class LocalRemote(BaseRemote):
         fd = os.open(abspath, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         return os.fdopen(fd, "wb", buffering=0)
 
+    def _do_open_update(self, abspath: str) -> BinaryIO:
+        fd = os.open(abspath, os.O_WRONLY | os.O_NOFOLLOW)  # no O_CREAT, no O_TRUNC
+        return os.fdopen(fd, "wb", buffering=0)
+
     def _do_mkdir(self, abspath: str) -> None:
         os.mkdir(abspath)
 

@@ -58,6 +58,7 @@ class Remote(Protocol):
     def list(self, dir: str) -> list[Entry]: ...
     def makedirs(self, dir: str) -> None: ...
     def open_write(self, path: str) -> BinaryIO: ...
+    def open_update(self, path: str) -> BinaryIO: ...
     def open_read(self, path: str) -> BinaryIO: ...
     def read_bytes(self, path: str) -> bytes: ...
     def rename(self, src: str, dst: str, *, replace: bool = False) -> None: ...
@@ -79,10 +80,13 @@ def from_epoch(seconds: float) -> datetime:
 
 
 class _NullWriter:
-    """What `open_write` returns in dry-run: swallows the bytes, writes nothing."""
+    """What `open_write` and `open_update` return in dry-run: swallows the bytes, writes nothing."""
 
     def write(self, data: bytes) -> int:
         return len(data)
+
+    def seek(self, offset: int) -> int:
+        return offset
 
     def close(self) -> None:
         pass
@@ -152,6 +156,14 @@ class BaseRemote:
         if not self.guard.allow(Action.WRITE, relative):
             return _NullWriter()  # type: ignore[return-value]
         return self._do_open_write(self._abs(path))
+
+    def open_update(self, path: str) -> BinaryIO:
+        """Open the existing file `path` for writing at any offset (`seek`, then `write`): it is never
+        created nor truncated. A second connection writes its share of a split upload through this."""
+        relative = check_path(path)
+        if not self.guard.allow(Action.WRITE, relative):
+            return _NullWriter()  # type: ignore[return-value]
+        return self._do_open_update(self._abs(path))
 
     def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
         """Rename `src` to `dst`. Fails with FileExistsError if `dst` exists unless `replace=True` (then a
@@ -234,6 +246,9 @@ class BaseRemote:
         raise NotImplementedError
 
     def _do_open_write(self, abspath: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def _do_open_update(self, abspath: str) -> BinaryIO:
         raise NotImplementedError
 
     def _do_mkdir(self, abspath: str) -> None:

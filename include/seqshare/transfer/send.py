@@ -3,6 +3,10 @@
 - `parallel` worker threads, each with its **own connection** from `connect()` (paramiko encrypts in the
   calling thread, and one SFTP session must be used by one thread at a time), reused for many files.
 - Largest files first, so the run does not end with one worker sending a big file while the others idle.
+- Files of `split_min_size` or more go first, one at a time, each split over all `parallel` connections
+  (`copy_file(helpers=...)`: one read and md5 pass, chunks written at their offsets by every connection);
+  the smaller files then go one per connection. One connection is capped by its own CPU (paramiko) and by
+  waiting on the server's window; a split file keeps every connection busy (bench/README.md).
 - Every file goes through `copy_file` (temporary name → size check → rename that never replaces; md5 in the
   same pass; a destination already holding a file of the same size is skipped).
 - Retryable errors (`is_retryable`) drop that worker's connection, and the file is retried on a fresh one
@@ -38,6 +42,7 @@ from seqshare.transfer.remote import Remote
 log = logging.getLogger(__name__)
 
 DEFAULT_PARALLEL = 2
+SPLIT_MIN_SIZE = 64 * 1024 * 1024  # smaller files gain less from a split than they pay in extra opens
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,7 @@ def send_files(
     guard: Guard | None = None,
     compute_md5: bool = True,
     backoff_base: float = 1.0,
+    split_min_size: int = SPLIT_MIN_SIZE,
 ) -> list[CopyResult]:
     """Send `files` over `parallel` connections; returns one `CopyResult` per file, in the order given.
 
@@ -121,6 +127,7 @@ def send_files(
     `attempts` counts tries per file (and per connection attempt); `sleep` is injectable for tests.
     `guard`, when given, replaces the guard of every connection (e.g. `Guard(dry_run=True)`).
     `compute_md5=False` skips hashing (benchmarks; the results then carry no md5).
+    `split_min_size`: files at least this large are split over all connections (when `parallel` > 1).
     Raises `SendFailed` (after every other file was tried) if any file failed.
     """
     if parallel < 1:
@@ -134,39 +141,56 @@ def send_files(
         return []
 
     order = sorted(range(total), key=lambda i: (-files[i].size, files[i].remote_path))
-    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
-    for index in order:
-        pending.put(index)
+    split = [i for i in order if parallel > 1 and files[i].size >= split_min_size]
+    whole = [i for i in order if not (parallel > 1 and files[i].size >= split_min_size)]
+    # (files, worker threads, connections per worker): split files first, one at a time over every
+    # connection; then the others, one per connection.
+    phases = [(split, 1, parallel), (whole, min(parallel, len(whole)), 1)]
+    queues: list[queue.SimpleQueue[int]] = []
+    for indices, _, _ in phases:
+        phase_queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for index in indices:
+            phase_queue.put(index)
+        queues.append(phase_queue)
     events: queue.SimpleQueue[tuple[str, int, Any]] = queue.SimpleQueue()
     stop = threading.Event()
 
-    def worker() -> None:
+    def worker(pending: queue.SimpleQueue[int], width: int) -> None:
         remote: Remote | None = None
+        helpers: list[Remote] = []
         cached: _DirCache | None = None
         exit_error: BaseException | None = None
 
         def drop() -> None:
             nonlocal remote, cached
-            if remote is not None:
-                with contextlib.suppress(Exception):
-                    remote.close()
+            for opened in [remote, *helpers]:
+                if opened is not None:
+                    with contextlib.suppress(Exception):
+                        opened.close()
             remote = cached = None
+            helpers.clear()
 
         connecting = False  # True while (and if the last attempt failed while) opening a connection
+
+        def open_one() -> Remote:
+            try:
+                opened = connect()
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise _Fatal(exc) from exc
+                raise
+            if guard is not None:
+                opened.guard = guard
+            return opened
 
         def ensure_connected() -> _DirCache:
             nonlocal remote, cached, connecting
             if cached is None:
                 connecting = True
-                try:
-                    remote = connect()
-                except Exception as exc:
-                    if not is_retryable(exc):
-                        raise _Fatal(exc) from exc
-                    raise
+                remote = open_one()
+                while len(helpers) < width - 1:
+                    helpers.append(open_one())
                 connecting = False
-                if guard is not None:
-                    remote.guard = guard
                 cached = _DirCache(remote)
             return cached
 
@@ -191,6 +215,7 @@ def send_files(
                         delivered_md5=file.delivered_md5,
                         mtime=mtime,
                         compute_md5=compute_md5,
+                        helpers=helpers,
                     )
 
                 try:
@@ -219,45 +244,50 @@ def send_files(
             drop()
             events.put(("exit", -1, exit_error))
 
-    threads = [
-        threading.Thread(target=worker, name=f"seqshare-send-{n}", daemon=True)
-        for n in range(min(parallel, total))
-    ]
-    for thread in threads:
-        thread.start()
-
     results: list[CopyResult | None] = [None] * total
     failures: dict[int, SendFailure] = {}
     exit_errors: list[BaseException] = []
-    alive = len(threads)
-    try:
-        while alive:
-            kind, index, payload = events.get()
-            if kind == "exit":
-                alive -= 1
-                if payload is not None:
-                    exit_errors.append(payload)
-            elif kind == "failed":
-                failures[index] = SendFailure(files[index], _describe(payload), is_retryable(payload))
-            else:
-                results[index] = payload
-                if on_sent is not None:
-                    on_sent(files[index], payload)
-    finally:
-        stop.set()  # on an error in on_sent (or Ctrl-C): workers finish their current file and stop
+    for (indices, workers, width), pending in zip(phases, queues, strict=True):
+        if not indices or stop.is_set():
+            continue
+        threads = [
+            threading.Thread(target=worker, args=(pending, width), name=f"seqshare-send-{n}", daemon=True)
+            for n in range(workers)
+        ]
         for thread in threads:
-            thread.join()
+            thread.start()
+        alive = len(threads)
+        try:
+            while alive:
+                kind, index, payload = events.get()
+                if kind == "exit":
+                    alive -= 1
+                    if payload is not None:
+                        exit_errors.append(payload)
+                elif kind == "failed":
+                    failures[index] = SendFailure(files[index], _describe(payload), is_retryable(payload))
+                else:
+                    results[index] = payload
+                    if on_sent is not None:
+                        on_sent(files[index], payload)
+        except BaseException:
+            stop.set()  # on an error in on_sent (or Ctrl-C): workers finish their current file and stop
+            raise
+        finally:
+            for thread in threads:
+                thread.join()
 
     # Files never tried: a fatal connection error (or every worker lost the server).
     reason = next((e for e in exit_errors if not is_retryable(e)), exit_errors[0] if exit_errors else None)
-    while True:
-        try:
-            index = pending.get_nowait()
-        except queue.Empty:
-            break
-        if results[index] is None and index not in failures:
-            error = reason if reason is not None else RuntimeError("not sent")
-            failures[index] = SendFailure(files[index], _describe(error), is_retryable(error))
+    for pending in queues:
+        while True:
+            try:
+                index = pending.get_nowait()
+            except queue.Empty:
+                break
+            if results[index] is None and index not in failures:
+                error = reason if reason is not None else RuntimeError("not sent")
+                failures[index] = SendFailure(files[index], _describe(error), is_retryable(error))
 
     if failures:
         ordered = [failures[i] for i in sorted(failures)]
@@ -303,4 +333,12 @@ def put_text(remote: Remote, remote_path: str, text: str, *, mtime: datetime | N
     return True
 
 
-__all__ = ["DEFAULT_PARALLEL", "FileToSend", "SendFailed", "SendFailure", "put_text", "send_files"]
+__all__ = [
+    "DEFAULT_PARALLEL",
+    "SPLIT_MIN_SIZE",
+    "FileToSend",
+    "SendFailed",
+    "SendFailure",
+    "put_text",
+    "send_files",
+]

@@ -175,6 +175,10 @@ class _Writer:
             self._handle.write(data)
         return len(data)
 
+    def seek(self, offset: int) -> int:
+        self._handle.seek(offset)
+        return offset
+
     def close(self) -> None:
         """Waits for every pipelined write's status; raises the first error."""
         with self._remote._translate():
@@ -340,6 +344,13 @@ class SftpRemote(BaseRemote):
                     raise FileExistsError(errno.EEXIST, "remote file exists", abspath) from None
                 raise
             handle.MAX_REQUEST_SIZE = self.request_size  # per file: shadows the class attribute
+            handle.set_pipelined(True)
+        return _Writer(self, handle)  # type: ignore[return-value]
+
+    def _do_open_update(self, abspath: str) -> BinaryIO:
+        with self._translate():
+            handle = self._client.open(abspath, "r+b", bufsize=0)  # READ|WRITE: no CREAT, no TRUNC
+            handle.MAX_REQUEST_SIZE = self.request_size
             handle.set_pipelined(True)
         return _Writer(self, handle)  # type: ignore[return-value]
 
