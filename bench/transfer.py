@@ -177,6 +177,7 @@ def check_delivered(dest: Path, expected_files: int, expected_bytes: int) -> Non
 class Samples:
     seconds: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)  # client CPU seconds
+    server_cpu: list[float] = field(default_factory=list)  # sshd CPU seconds (every session of the run)
 
 
 def cpu_seconds(who: int) -> float:
@@ -184,11 +185,36 @@ def cpu_seconds(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(action: Callable[[], None], self_cpu: bool) -> tuple[float, float]:
+def md5_cpu_per_gib(path: Path) -> float:
+    """CPU seconds that hashing alone costs per GiB: the share of a verified delivery no peer pays."""
+    cpu0 = cpu_seconds(resource.RUSAGE_SELF)
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as source:
+        while chunk := source.read(4 * MiB):
+            digest.update(chunk)
+    return (cpu_seconds(resource.RUSAGE_SELF) - cpu0) * MiB * 1024 / path.stat().st_size
+
+
+def server_cpu_seconds(server: localsftp.LocalSftpServer) -> float:
+    """CPU of the sshd sessions that have ended: the listener reaps them, so their time (and that of their
+    own children) is in its cutime + cstime. Waits (≤ 5 s) for the sessions of the last run to end."""
+    deadline = time.monotonic() + 5
+    while server.session_pids() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    action: Callable[[], None], self_cpu: bool, server: localsftp.LocalSftpServer
+) -> tuple[float, float, float]:
+    """(wall seconds, client CPU seconds, sshd CPU seconds) of one run."""
     who = resource.RUSAGE_SELF if self_cpu else resource.RUSAGE_CHILDREN
+    server0 = server_cpu_seconds(server)
     cpu0, t0 = cpu_seconds(who), time.perf_counter()
     action()
-    return time.perf_counter() - t0, cpu_seconds(who) - cpu0
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds(who) - cpu0
+    return seconds, cpu, server_cpu_seconds(server) - server0
 
 
 def main() -> None:
@@ -222,6 +248,7 @@ def main() -> None:
         t0 = time.perf_counter()
         data = make_data(work / "src", big_size, count, each)
         print(f"# data written in {time.perf_counter() - t0:.1f} s")
+        print(f"# md5 alone (hashlib, 4 MiB reads): {md5_cpu_per_gib(data.big):.2f} CPU s per GiB")
         dest_base = server.base_dir  # /dev/shm/…/sshd/data: the server writes here
 
         def config(root: Path) -> SftpConfig:
@@ -421,12 +448,13 @@ def main() -> None:
             t_rep = time.perf_counter()
             for section, n_files, n_bytes, name, self_cpu, fn in plan:
                 dest = fresh_dest()
-                seconds, cpu = measure(lambda fn=fn, dest=dest: fn(dest), self_cpu)
+                seconds, cpu, server_cpu = measure(lambda fn=fn, dest=dest: fn(dest), self_cpu, server)
                 check_delivered(dest, n_files, n_bytes)
                 shutil.rmtree(dest)
                 entry = samples.setdefault((section, name), Samples())
                 entry.seconds.append(seconds)
                 entry.cpu.append(cpu)
+                entry.server_cpu.append(server_cpu)
             print(f"# repeat {repeat + 1}/{repeats} done in {time.perf_counter() - t_rep:.1f} s", flush=True)
 
         report(samples, big_size, count * each, count, each)
@@ -450,15 +478,24 @@ def report(
     }
     for section in ("big", "one", "three"):
         print(f"\n## {titles[section]}\n")
-        print("| method | MB/s median (min–max) | client CPU % |")
-        print("|---|---|---|")
+        print("| method | MB/s median (min–max) | client CPU % | sshd CPU % | CPU s per GiB: client + sshd |")
+        print("|---|---|---|---|---|")
         total = big_bytes if section == "big" else many_bytes
         for (sec, name), entry in samples.items():
             if sec != section:
                 continue
             rates = [total / 1e6 / s for s in entry.seconds]
             cpu = statistics.median(c / s * 100 for c, s in zip(entry.cpu, entry.seconds, strict=True))
-            print(f"| {name} | {rate(sec, name):,.0f} ({min(rates):,.0f}–{max(rates):,.0f}) | {cpu:.0f} |")
+            sshd = statistics.median(
+                c / s * 100 for c, s in zip(entry.server_cpu, entry.seconds, strict=True)
+            )
+            per_gib = MiB * 1024 / total
+            client_gib = statistics.median(entry.cpu) * per_gib
+            sshd_gib = statistics.median(entry.server_cpu) * per_gib
+            print(
+                f"| {name} | {rate(sec, name):,.0f} ({min(rates):,.0f}–{max(rates):,.0f}) | {cpu:.0f} "
+                f"| {sshd:.0f} | {client_gib:.2f} + {sshd_gib:.2f} = {client_gib + sshd_gib:.2f} |"
+            )
 
     print("\n## ratios (medians)\n")
     for parallel, how in ((DEFAULT_PARALLEL, "split"), (1, "one connection")):

@@ -317,19 +317,29 @@ def test_large_files_are_split_over_every_connection_then_the_rest_go_one_per_co
 def test_split_files_whose_sessions_are_killed_are_retried_and_all_complete(
     sftp_config: SftpConfig, sshd_server: SshdServer, sftp_root: Path, tmp_path: Path
 ) -> None:
-    files, md5s = make_files(tmp_path / "src", [24 * MiB, 20 * MiB] + [2 * MiB] * 3)
+    files, md5s = make_files(tmp_path / "src", [24 * MiB] + [2 * MiB] * 4)
     state = {"after": 8 * MiB, "killed": 0, "lock": threading.Lock(), "server": sshd_server}
     connect = Connections(sftp_config, wrap=lambda remote: _KillOnce(remote, state))
     delays: list[float] = []
 
     results = send_files(files, connect, parallel=2, split_min_size=16 * MiB, sleep=delays.append)
 
-    assert state["killed"] >= 2  # both connections of the split were dropped
+    assert state["killed"] >= 2  # the split's connections were dropped
     assert delays  # backed off before retrying
     assert {r.path: r.md5 for r in results} == md5s
     for path, md5 in md5s.items():
         assert hashlib.md5((sftp_root / path).read_bytes()).hexdigest() == md5
     assert tree(sftp_root) == sorted(md5s)  # no `.partial` left
+
+
+def test_as_many_large_files_as_connections_go_whole_in_parallel(
+    sftp_config: SftpConfig, sftp_root: Path, tmp_path: Path
+) -> None:
+    files, md5s = make_files(tmp_path / "src", [9 * MiB, 6 * MiB, MiB])
+    connect = Connections(sftp_config)
+    results = send_files(files, connect, parallel=2, split_min_size=4 * MiB, sleep=NO_SLEEP)
+    assert connect.count == 2  # no split phase: the two workers' own connections only
+    assert {r.path: r.md5 for r in results} == md5s
 
 
 def test_one_connection_never_splits(sftp_config: SftpConfig, sftp_root: Path, tmp_path: Path) -> None:

@@ -3,10 +3,11 @@
 - `parallel` worker threads, each with its **own connection** from `connect()` (paramiko encrypts in the
   calling thread, and one SFTP session must be used by one thread at a time), reused for many files.
 - Largest files first, so the run does not end with one worker sending a big file while the others idle.
-- Files of `split_min_size` or more go first, one at a time, each split over all `parallel` connections
-  (`copy_file(helpers=...)`: one read and md5 pass, chunks written at their offsets by every connection);
-  the smaller files then go one per connection. One connection is capped by its own CPU (paramiko) and by
-  waiting on the server's window; a split file keeps every connection busy (bench/README.md).
+- When a group has fewer files of `split_min_size` or more than connections (say one 30 GB BAM), those go
+  first, one at a time, each split over all `parallel` connections (`copy_file(helpers=...)`: one read and
+  md5 pass, chunks written at their offsets by every connection); the other files then go one per
+  connection. One connection carries at most the server's window (2 MiB on OpenSSH) per round trip, so
+  on a distant server a lone large file would otherwise leave the other connections idle (ADR 4).
 - Every file goes through `copy_file` (temporary name → size check → rename that never replaces; md5 in the
   same pass; a destination already holding a file of the same size is skipped).
 - Retryable errors (`is_retryable`) drop that worker's connection, and the file is retried on a fresh one
@@ -127,7 +128,8 @@ def send_files(
     `attempts` counts tries per file (and per connection attempt); `sleep` is injectable for tests.
     `guard`, when given, replaces the guard of every connection (e.g. `Guard(dry_run=True)`).
     `compute_md5=False` skips hashing (benchmarks; the results then carry no md5).
-    `split_min_size`: files at least this large are split over all connections (when `parallel` > 1).
+    `split_min_size`: files at least this large are split over all connections when they are fewer than
+    the connections.
     Raises `SendFailed` (after every other file was tried) if any file failed.
     """
     if parallel < 1:
@@ -141,8 +143,12 @@ def send_files(
         return []
 
     order = sorted(range(total), key=lambda i: (-files[i].size, files[i].remote_path))
-    split = [i for i in order if parallel > 1 and files[i].size >= split_min_size]
-    whole = [i for i in order if not (parallel > 1 and files[i].size >= split_min_size)]
+    large = [i for i in order if files[i].size >= split_min_size]
+    # Whole files in parallel already keep every connection busy when there are enough large ones; a split
+    # costs more CPU (two sshd sessions for the same bytes), so only fewer large files than connections
+    # (one BAM, or a run's last big file) are split.
+    split = large if 1 <= len(large) < parallel else []
+    whole = [i for i in order if i not in split]
     # (files, worker threads, connections per worker): split files first, one at a time over every
     # connection; then the others, one per connection.
     phases = [(split, 1, parallel), (whole, min(parallel, len(whole)), 1)]
