@@ -342,3 +342,30 @@ def test_memory_stays_flat_for_a_split_copy(tmp_path: Path, sftp_root: Path) -> 
         tracemalloc.stop()
     assert result.md5 == md5
     assert peak < 30 * MiB  # chunk (4 MiB) × (queue + one in hand per writer + the reader's), not the file
+
+
+class _RefusesUpdates:
+    """A helper connection to a server that refuses read-write opens (some allow uploads only)."""
+
+    def __init__(self, remote: BaseRemote) -> None:
+        self._remote = remote
+
+    def open_update(self, path: str):
+        raise PermissionError(13, "read-write open refused", path)
+
+    def __getattr__(self, name: str):
+        return getattr(self._remote, name)
+
+
+def test_a_helper_that_cannot_open_the_partial_is_left_out(
+    make_remote: Callable[..., BaseRemote], sftp_root: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "big"
+    md5 = make_file(path, 3 * MiB + 9, seed=5)
+    primary, good = _CountingRemote(make_remote()), _CountingRemote(make_remote())
+    refusing = _RefusesUpdates(make_remote())
+    result = copy_file(path, primary, "big", chunk_size=256 * 1024, helpers=[refusing, good])
+    assert result.md5 == md5
+    assert hashlib.md5((sftp_root / "big").read_bytes()).hexdigest() == md5
+    assert primary.written + good.written == 3 * MiB + 9
+    assert os.listdir(sftp_root) == ["big"]

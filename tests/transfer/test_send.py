@@ -348,3 +348,34 @@ def test_one_connection_never_splits(sftp_config: SftpConfig, sftp_root: Path, t
     results = send_files(files, connect, parallel=1, split_min_size=4 * MiB, sleep=NO_SLEEP)
     assert connect.count == 1
     assert {r.path: r.md5 for r in results} == md5s
+
+
+def test_a_split_goes_on_with_the_connections_the_server_allows(
+    sftp_config: SftpConfig, sftp_root: Path, tmp_path: Path
+) -> None:
+    """A server that allows one session per user refuses every extra connection: the file goes over one."""
+    files, md5s = make_files(tmp_path / "src", [9 * MiB, MiB])
+    lock = threading.Lock()
+    sessions = {"open": 0, "refused": 0}
+
+    def connect() -> SftpRemote:
+        with lock:
+            if sessions["open"] >= 1:
+                sessions["refused"] += 1
+                raise ConnectionLost("too many sessions for this user")
+            sessions["open"] += 1
+        remote = SftpRemote.connect(sftp_config)
+        real_close = remote.close
+
+        def close() -> None:
+            with lock:
+                sessions["open"] -= 1
+            real_close()
+
+        remote.close = close  # type: ignore[method-assign]
+        return remote
+
+    results = send_files(files, connect, parallel=2, split_min_size=4 * MiB, sleep=NO_SLEEP)
+    assert sessions["refused"] >= 1
+    assert {r.path: r.md5 for r in results} == md5s
+    assert tree(sftp_root) == sorted(md5s)

@@ -121,3 +121,23 @@ def test_a_missing_sshd_fails_the_tests_instead_of_skipping_them(
     monkeypatch.setattr(sshd, "SSHD", "/nonexistent/sshd")
     with pytest.raises(pytest.fail.Exception, match="openssh-server"):
         sshd.start_sshd(tmp_path)
+
+
+@pytest.mark.parametrize("opener", ["open_write", "open_update"])
+def test_a_pipelined_write_that_fails_is_reported_on_close(
+    connect_sftp, sftp_root: Path, opener: str
+) -> None:
+    """The server refuses the writes (their handle is gone); fewer than 100 are in flight, so paramiko alone
+    would read their failed statuses at close and drop them."""
+    from paramiko.sftp import CMD_CLOSE
+
+    remote = connect_sftp()
+    if opener == "open_update":
+        (sftp_root / "f").write_bytes(b"")
+    out = getattr(remote, opener)("f")
+    remote._client._request(CMD_CLOSE, out._handle.handle)  # the server forgets the handle
+    out.write(b"x" * 300_000)  # two pipelined requests: no reply read yet
+    with pytest.raises(OSError, match="Failure"):
+        out.close()
+    assert (sftp_root / "f").stat().st_size == 0
+    assert remote.stat("f") is not None  # the connection is still usable

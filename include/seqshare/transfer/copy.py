@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import queue
 import threading
@@ -25,6 +26,8 @@ from seqshare.transfer.errors import CorruptedTransfer, DestinationConflict, Sou
 from seqshare.transfer.guard import Action
 from seqshare.transfer.paths import split_parent
 from seqshare.transfer.remote import Remote
+
+log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 4 * 1024 * 1024  # ≥ 1 MiB per write keeps ~16 SFTP requests of 255 KiB in flight per call
 _HASH_QUEUE_CHUNKS = 4  # at most this many chunks wait for the hash thread: memory stays flat
@@ -248,16 +251,20 @@ def _stream(
 
 
 def _open_helpers(out: BinaryIO, helpers: Sequence[Remote], partial: str) -> list[BinaryIO]:
-    """The primary's writer plus one writer per helper on the same (already created) partial."""
+    """The primary's writer plus one writer per helper on the same (already created) partial. A helper
+    that cannot open it (a server that refuses read-write opens, a dropped helper connection) is left
+    out: the primary carries on with the others, alone at worst."""
     outs = [out]
-    try:
-        for helper in helpers:
+    for helper in helpers:
+        try:
             outs.append(helper.open_update(partial))
-    except BaseException:
-        for opened in outs:
-            with contextlib.suppress(Exception):
-                opened.close()
-        raise
+        except Exception as exc:
+            log.warning("a split upload goes on without one connection: %s: %s", type(exc).__name__, exc)
+        except BaseException:
+            for opened in outs:
+                with contextlib.suppress(Exception):
+                    opened.close()
+            raise
     return outs
 
 

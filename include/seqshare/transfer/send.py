@@ -195,7 +195,13 @@ def send_files(
                 connecting = True
                 remote = open_one()
                 while len(helpers) < width - 1:
-                    helpers.append(open_one())
+                    try:
+                        helpers.append(open_one())
+                    except Exception as exc:  # e.g. a server that caps sessions per user
+                        log.warning(
+                            "splitting over %d of %d connections: %s", len(helpers) + 1, width, _describe(exc)
+                        )
+                        break
                 connecting = False
                 cached = _DirCache(remote)
             return cached

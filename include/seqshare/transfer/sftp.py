@@ -9,7 +9,8 @@ Connection setup (see /work/shared/notes/sftp.md for the measurements behind eac
   and set **per file** (an instance attribute shadows paramiko's class-wide `SFTPFile.MAX_REQUEST_SIZE`,
   so other paramiko users in the process are not affected); servers that do not answer get 32 KiB;
 - writes are pipelined (`set_pipelined(True)`), unbuffered, so each 4 MiB write from `copy_file` becomes
-  ~16 back-to-back requests whose statuses are still all checked (at the latest on close);
+  ~16 back-to-back requests; every one's status is checked, at the latest on close (`_Writer.close`:
+  paramiko itself drops the last ones unchecked);
 - `remove_many` keeps up to 1,024 remove requests in flight and reads each reply's own status.
 
 One `SftpRemote` is one SSH connection + one SFTP session; use it from one thread at a time.
@@ -180,9 +181,22 @@ class _Writer:
         return offset
 
     def close(self) -> None:
-        """Waits for every pipelined write's status; raises the first error."""
+        """Waits for every pipelined write's status, raises the first error, then closes the handle.
+
+        paramiko checks pipelined writes only when more than 100 are in flight; on close it reads the
+        replies of the rest and drops them unchecked (they are filed under `type(None)`). A write that
+        failed there (a full disk) would leave a hole of zeros in a file of the right size. So the
+        requests paramiko still holds (`SFTPFile._reqs`) are settled here, each status checked, before
+        the CLOSE. No other request runs on this SFTP session meanwhile (one thread per connection)."""
         with self._remote._translate():
-            self._handle.close()
+            try:
+                pending = self._handle._reqs
+                while pending:
+                    kind, _ = self._remote._client._read_response(pending.popleft())  # raises on an error
+                    if kind != CMD_STATUS:
+                        raise SFTPError(f"unexpected SFTP reply {kind} to a write")
+            finally:
+                self._handle.close()
 
     def __enter__(self) -> Self:
         return self
