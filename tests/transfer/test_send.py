@@ -113,12 +113,17 @@ def test_a_rerun_skips_everything(sftp_config: SftpConfig, sftp_root: Path, tmp_
 
 
 class _KillingWriter:
-    def __init__(self, inner: Any, after: int, kill: Callable[[], None]) -> None:
-        self.inner, self.after, self.kill, self.sent = inner, after, kill, 0
+    """Counts the bytes written through every writer of the test (a split file has one per connection);
+    kills the sessions once the total passes `state["after"]`."""
+
+    def __init__(self, inner: Any, state: dict, kill: Callable[[], None]) -> None:
+        self.inner, self.state, self.kill = inner, state, kill
 
     def write(self, data: bytes) -> int:
-        self.sent += len(data)
-        if self.sent > self.after:
+        with self.state["lock"]:
+            self.state["sent"] = self.state.get("sent", 0) + len(data)
+            passed = self.state["sent"] > self.state["after"]
+        if passed:
             self.kill()
         return self.inner.write(data)
 
@@ -136,13 +141,16 @@ class _KillingWriter:
 
 
 class _KillOnce:
-    """A remote whose uploads kill every sshd session once, when the first file passes `after` bytes."""
+    """A remote whose uploads kill every sshd session once, when the bytes written pass `after`."""
 
     def __init__(self, remote: SftpRemote, state: dict) -> None:
         self._remote, self._state = remote, state
 
     def open_write(self, path: str) -> Any:
-        return _KillingWriter(self._remote.open_write(path), self._state["after"], self._kill)
+        return _KillingWriter(self._remote.open_write(path), self._state, self._kill)
+
+    def open_update(self, path: str) -> Any:
+        return _KillingWriter(self._remote.open_update(path), self._state, self._kill)
 
     def _kill(self) -> None:
         with self._state["lock"]:
