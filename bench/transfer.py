@@ -519,6 +519,18 @@ def report(
                 f"- {section} group(s): seqshare parallel={parallel} / best peer ({best_peer}) = "
                 f"{ours / rate(section, best_peer):.2f}× (target ≥ 1.00)"
             )
+    print(f"\n## the CPU ceiling ({os.cpu_count()} cores shared by client and sshd)\n")
+    for section in ("one", "three"):
+        entry = samples[(section, f"seqshare parallel={DEFAULT_PARALLEL}")]
+        cpu_per_byte = (statistics.median(entry.cpu) + statistics.median(entry.server_cpu)) / many_bytes
+        ceiling = (os.cpu_count() or 1) / cpu_per_byte / 1e6
+        best = max(rate(section, name) for name in peers)
+        per_gib = cpu_per_byte * MiB * 1024
+        print(
+            f"- {section} group(s): seqshare parallel={DEFAULT_PARALLEL} needs {per_gib:.2f} "
+            f"CPU s per GiB, so at most {ceiling:,.0f} MB/s with every core busy all the time: "
+            f"{ceiling / best:.2f}× the best peer's {best:,.0f} MB/s is the most it could reach here"
+        )
     procs = rate("three", "seqshare groups in parallel processes, parallel=1")
     best_in_turn = max(rate("three", name) for name in peers)
     print(
