@@ -369,3 +369,28 @@ def test_a_helper_that_cannot_open_the_partial_is_left_out(
     assert hashlib.md5((sftp_root / "big").read_bytes()).hexdigest() == md5
     assert primary.written + good.written == 3 * MiB + 9
     assert os.listdir(sftp_root) == ["big"]
+
+
+def test_a_writer_thread_that_cannot_start_stops_the_others_and_fails_the_copy(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sftp_root: Path
+) -> None:
+    import threading
+
+    path = tmp_path / "big"
+    make_file(path, 3 * MiB)
+    real_start = threading.Thread.start
+    starts = {"n": 0}
+
+    def start(self: threading.Thread) -> None:
+        if self.name.startswith("seqshare-split-"):
+            starts["n"] += 1
+            if starts["n"] == 2:
+                raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    remote = LocalRemote(sftp_root)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        copy_file(path, remote, "big", chunk_size=MiB, helpers=[LocalRemote(sftp_root)])
+    assert os.listdir(sftp_root) == []  # the partial was removed; nothing under the final name
+    assert not [t for t in threading.enumerate() if t.name.startswith("seqshare-split-")]

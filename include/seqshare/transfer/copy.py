@@ -304,11 +304,13 @@ def _stream_split(
         threading.Thread(target=write_chunks, args=(out,), name=f"seqshare-split-{n}", daemon=True)
         for n, out in enumerate(outs)
     ]
-    for thread in threads:
-        thread.start()
+    started: list[threading.Thread] = []
     digest = hashlib.md5(usedforsecurity=False) if compute_md5 else None
     sent = 0
     try:
+        for thread in threads:
+            thread.start()  # may fail (no threads left): the finally block still stops the started ones
+            started.append(thread)
         while not failed.is_set() and (chunk := source.read(chunk_size)):
             if digest is not None:
                 digest.update(chunk)  # releases the GIL: overlaps the writers' encryption
@@ -317,10 +319,13 @@ def _stream_split(
             if progress is not None:
                 progress(sent)
     finally:
-        for _ in threads:
+        for _ in started:
             work.put(None)
-        for thread in threads:
+        for thread in started:
             thread.join()
+        for out in outs[len(started) :]:  # writers whose thread never started
+            with contextlib.suppress(Exception):
+                out.close()
     if errors:
         raise errors[0]
     return sent, digest.hexdigest() if digest is not None else None
