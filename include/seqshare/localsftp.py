@@ -163,7 +163,7 @@ def start(tmp: Path, *, extra_config: str = "", sshd: str = SSHD) -> LocalSftpSe
     config.write_text(CONFIG.format(port=port, tmp=tmp) + extra_config)
     with open(tmp / "sshd.log", "wb") as log:
         process = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
+            [sshd, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
         )
     deadline = time.monotonic() + START_TIMEOUT
     while True:

@@ -351,3 +351,26 @@ def test_a_writer_thread_that_cannot_start_stops_the_others_and_fails_the_copy(
         copy_file(path, remote, "big", chunk_size=MiB, helpers=[LocalRemote(sftp_root)])
     assert os.listdir(sftp_root) == []  # the partial was removed; nothing under the final name
     assert not [t for t in threading.enumerate() if t.name.startswith("seqshare-write-")]
+
+
+def test_short_writes_are_completed_not_left_as_holes(
+    remote: BaseRemote, sftp_root: Path, source, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A raw file may take fewer bytes than given (a full disk); every chunk is written whole."""
+    path, md5 = source
+
+    class Short:
+        def __init__(self, inner) -> None:
+            self.inner = inner
+
+        def write(self, data: bytes) -> int:
+            return self.inner.write(data[: max(1, len(data) // 3)])
+
+        def __getattr__(self, name: str):
+            return getattr(self.inner, name)
+
+    real_open_write = type(remote).open_write
+    monkeypatch.setattr(type(remote), "open_write", lambda self, p: Short(real_open_write(self, p)))
+    result = copy_file(path, remote, "short", chunk_size=MiB)
+    assert result.md5 == md5
+    assert hashlib.md5((sftp_root / "short").read_bytes()).hexdigest() == md5

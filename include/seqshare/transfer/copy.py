@@ -49,7 +49,7 @@ def partial_path(remote_path: str) -> str:
 
 
 def _md5_of(stream: BinaryIO) -> str:
-    digest = hashlib.md5()  # noqa: S324 - a checksum for md5sum -c, not security
+    digest = hashlib.md5(usedforsecurity=False)  # a checksum for md5sum -c, not security
     while chunk := stream.read(4 * 1024 * 1024):
         digest.update(chunk)
     return digest.hexdigest()
@@ -179,6 +179,17 @@ def copy_file(
     return CopyResult(remote_path, size, md5, skipped=False, seconds=time.monotonic() - started)
 
 
+def _write_all(out: BinaryIO, data: bytes) -> None:
+    """A raw file may write fewer bytes than asked (a full disk); after a seek, a short write would leave
+    a hole that the final size check cannot see, so the rest is written or the error raised."""
+    done = 0
+    while done < len(data):
+        written = out.write(data[done:] if done else data)  # a copy only after a short write
+        if not written:
+            raise OSError(f"wrote nothing of the {len(data) - done} bytes left of a chunk")
+        done += written
+
+
 def _open_helpers(out: BinaryIO, helpers: Sequence[Remote], partial: str) -> list[BinaryIO]:
     """The primary's writer plus one writer per helper on the same (already created) partial. A helper
     that cannot open it (a server that refuses read-write opens, a dropped helper connection) is left
@@ -219,7 +230,7 @@ def _stream(
             if ok:  # after an error, keep taking chunks so the reader never blocks
                 try:
                     out.seek(item[0])
-                    out.write(item[1])
+                    _write_all(out, item[1])
                 except BaseException as exc:
                     ok = False
                     errors.append(exc)
