@@ -28,6 +28,8 @@ from typing import Any
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from seqshare.config import parallel_connections
+
 SFTP_POOL = "sftp_sessions"
 
 
@@ -97,7 +99,13 @@ def distribute_run() -> None:
         print(frozen.render())  # the task log shows the whole plan before anything is copied
         return tasks.group_assignments(frozen)
 
-    @task(map_index_template="{{ group }}", pool=SFTP_POOL, retries=4, execution_timeout=timedelta(hours=12))
+    @task(
+        map_index_template="{{ group }}",
+        pool=SFTP_POOL,
+        pool_slots=parallel_connections(),  # one slot per SFTP connection the delivery opens
+        retries=4,
+        execution_timeout=timedelta(hours=12),
+    )
     def deliver(assignment: dict[str, Any]) -> dict[str, Any]:
         from dataclasses import asdict
 

@@ -291,10 +291,10 @@ def run_plan(
 
     A run whose snapshot is frozen shows the frozen plan; otherwise a preview of what freezing would give now.
     """
-    from seqshare.runfolder import read_run_folder
+    from seqshare.delivery.tasks import parse_override, read_folder
     from seqshare.services import runs
 
-    folder = read_run_folder(Path(run)) if Path(run).is_dir() else None
+    folder = read_folder(run) if Path(run).is_dir() else None  # as the DAG reads it
     run_id = folder.run_id if folder else run
     with unit_of_work() as session:
         plan = None
@@ -304,9 +304,7 @@ def run_plan(
         if plan is None:
             if folder is None:
                 raise InvalidInput(f"run {run_id} has no frozen plan; give its run folder to preview one")
-            plan = runs.preview_plan(
-                session, folder, parse_instant(sequencing_time) if sequencing_time else None
-            )
+            plan = runs.preview_plan(session, folder, parse_override(sequencing_time))
         elif sequencing_time:
             raise InvalidInput(f"run {run_id} is frozen; its sequencing time cannot be changed")
 

@@ -1,10 +1,11 @@
-"""Where seqshare finds its database: one place, read when asked, never at import time."""
+"""seqshare's settings from the environment: one place, read when asked, never at import time."""
 
 from __future__ import annotations
 
 import os
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from seqshare.errors import InvalidInput
 
@@ -36,3 +37,27 @@ def default_ttl() -> timedelta:
     if not days.isdigit() or int(days) < 1:
         raise InvalidInput(f"{TTL_ENV}={days!r}: give a whole number of days, at least 1")
     return timedelta(days=int(days))
+
+
+PARALLEL_ENV = "SEQSHARE_PARALLEL_FILES"
+
+
+def parallel_connections() -> int:
+    """SFTP connections per group delivery (`SEQSHARE_PARALLEL_FILES`, default 2): files go one per
+    connection, a lone large file is split over them. The DAG takes as many `sftp_sessions` pool slots."""
+    value = os.environ.get(PARALLEL_ENV) or "2"
+    if not value.isdigit() or int(value) < 1:
+        raise InvalidInput(f"{PARALLEL_ENV}={value!r}: give a whole number of connections, at least 1")
+    return int(value)
+
+
+INSTRUMENT_TZ_ENV = "SEQSHARE_INSTRUMENT_TZ"
+
+
+def instrument_zone() -> ZoneInfo:
+    """The zone instruments write local times in (`SEQSHARE_INSTRUMENT_TZ`, default UTC)."""
+    zone = os.environ.get(INSTRUMENT_TZ_ENV) or "UTC"
+    try:
+        return ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"{INSTRUMENT_TZ_ENV}={zone!r} is not a time zone (e.g. Europe/London)") from None

@@ -243,3 +243,14 @@ def test_a_bad_run_folder_fails_at_registration_and_delivers_nothing(
     assert tree(sftp_connection) == {}
     out, err = capfd.readouterr()
     assert message in out + err  # the task log names the problem in one line
+
+
+def test_each_group_delivery_takes_one_sftp_pool_slot_per_connection(airflow_db, monkeypatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    for connections in ("2", "3"):
+        monkeypatch.setenv("SEQSHARE_PARALLEL_FILES", connections)
+        bag = DagBag(dag_folder=DAGS / "distribute_run.py")
+        assert not bag.import_errors
+        deliver = bag.dags[DAG_ID].get_task("deliver")
+        assert (deliver.pool, deliver.pool_slots) == ("sftp_sessions", int(connections))

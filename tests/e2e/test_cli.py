@@ -44,8 +44,8 @@ def imported_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
             yield url
 
 
-def seqshare(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SEQSHARE_DATABASE_URL": db_url}
+def seqshare(db_url: str, *args: str, **more_env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SEQSHARE_DATABASE_URL": db_url, **more_env}
     env.pop("SEQSHARE_DEBUG", None)
     return subprocess.run([SEQSHARE, *args], capture_output=True, text=True, env=env, timeout=60, check=False)
 
@@ -187,6 +187,11 @@ def test_run_plan_previews_a_run_folder_without_writing_anything(tmp_path: Path)
     assert [(g["group"], len(g["files"])) for g in preview["plan"]["groups"]] == [("Ext Co", 4)]
     human = ok(url, "run", "plan", str(run), "--sequencing-time", "2099-01-01T00:00:00Z")
     assert "withheld from Other Lab: internal group" in human
+
+    # the preview reads the folder as the DAG does: instrument times in the configured zone
+    bad_zone = seqshare(url, "run", "plan", str(run), SEQSHARE_INSTRUMENT_TZ="Mars/Olympus_Mons")
+    assert bad_zone.returncode == 1
+    assert "SEQSHARE_INSTRUMENT_TZ='Mars/Olympus_Mons' is not a time zone" in bad_zone.stderr
 
     nothing_written = seqshare(url, "run", "plan", RUN_ID)
     assert nothing_written.returncode == 1

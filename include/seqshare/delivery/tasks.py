@@ -6,16 +6,15 @@ between calls, so any task can be retried or cleared on its own.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from seqshare.config import instrument_zone, parallel_connections
 from seqshare.db.engine import make_engine, make_sessions
 from seqshare.delivery.group import GroupReport, deliver_group
 from seqshare.delivery.plan import DeliveryPlan
@@ -24,9 +23,6 @@ from seqshare.instants import parse_instant
 from seqshare.runfolder import RunFolder, read_run_folder
 from seqshare.services import runs
 from seqshare.transfer import Remote
-
-PARALLEL_ENV = "SEQSHARE_PARALLEL_FILES"
-INSTRUMENT_TZ_ENV = "SEQSHARE_INSTRUMENT_TZ"  # the zone instruments write local times in (default UTC)
 
 
 @contextmanager
@@ -43,12 +39,8 @@ def parse_override(value: str | None) -> datetime | None:
 
 
 def read_folder(run_folder: str) -> RunFolder:
-    zone = os.environ.get(INSTRUMENT_TZ_ENV) or "UTC"
-    try:
-        local_tz = ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"{INSTRUMENT_TZ_ENV}={zone!r} is not a time zone (e.g. Europe/London)") from None
-    return read_run_folder(Path(run_folder), local_tz=local_tz)
+    """The run folder as every reader of it must see it: instrument local times in the configured zone."""
+    return read_run_folder(Path(run_folder), local_tz=instrument_zone())
 
 
 def register(run_folder: str) -> str:
@@ -79,7 +71,7 @@ def deliver(
     run_id: str, group: str, connect: Callable[[], Remote], log: Callable[[str], None] = print
 ) -> GroupReport:
     """Deliver one group's files of the run, per the frozen plan."""
-    parallel = int(os.environ.get(PARALLEL_ENV, "2"))
+    parallel = parallel_connections()
     with app_sessions() as sessions:
         with sessions.begin() as s:
             plan = runs.stored_plan(s, run_id)
