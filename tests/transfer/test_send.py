@@ -161,15 +161,16 @@ class _KillOnce:
         return getattr(self._remote, name)
 
 
+@pytest.mark.parametrize("split_min_size", [64 * MiB, 16 * MiB], ids=["whole files", "the large file split"])
 def test_sessions_killed_mid_transfer_are_retried_and_all_complete(
-    sftp_config: SftpConfig, sshd_server: SshdServer, sftp_root: Path, tmp_path: Path
+    sftp_config: SftpConfig, sshd_server: SshdServer, sftp_root: Path, tmp_path: Path, split_min_size: int
 ) -> None:
     files, md5s = make_files(tmp_path / "src", [24 * MiB] + [2 * MiB] * 6)
     state = {"after": 8 * MiB, "killed": 0, "lock": threading.Lock(), "server": sshd_server}
     connect = Connections(sftp_config, wrap=lambda remote: _KillOnce(remote, state))
     delays: list[float] = []
 
-    results = send_files(files, connect, parallel=2, sleep=delays.append)
+    results = send_files(files, connect, parallel=2, split_min_size=split_min_size, sleep=delays.append)
 
     assert state["killed"] >= 1
     assert connect.count >= 3  # at least one worker reconnected
@@ -320,24 +321,6 @@ def test_large_files_are_split_over_every_connection_then_the_rest_go_one_per_co
         assert hashlib.md5(delivered.read_bytes()).hexdigest() == md5s[file.remote_path]
         assert delivered.stat().st_mtime == WHEN.timestamp()
     assert tree(sftp_root) == sorted(md5s)
-
-
-def test_split_files_whose_sessions_are_killed_are_retried_and_all_complete(
-    sftp_config: SftpConfig, sshd_server: SshdServer, sftp_root: Path, tmp_path: Path
-) -> None:
-    files, md5s = make_files(tmp_path / "src", [24 * MiB] + [2 * MiB] * 4)
-    state = {"after": 8 * MiB, "killed": 0, "lock": threading.Lock(), "server": sshd_server}
-    connect = Connections(sftp_config, wrap=lambda remote: _KillOnce(remote, state))
-    delays: list[float] = []
-
-    results = send_files(files, connect, parallel=2, split_min_size=16 * MiB, sleep=delays.append)
-
-    assert state["killed"] >= 2  # the split's connections were dropped
-    assert delays  # backed off before retrying
-    assert {r.path: r.md5 for r in results} == md5s
-    for path, md5 in md5s.items():
-        assert hashlib.md5((sftp_root / path).read_bytes()).hexdigest() == md5
-    assert tree(sftp_root) == sorted(md5s)  # no `.partial` left
 
 
 def test_as_many_large_files_as_connections_go_whole_in_parallel(
