@@ -128,13 +128,21 @@ def test_expired_and_old_untracked_files_go_and_everything_else_stays(world, ses
     assert refused["extco/link"].startswith("symlink")
     assert refused["extco/../exttwo/victim.txt"].startswith("ledger path outside")
     with sessions.begin() as s:
-        states = {d.remote_path: (d.state.value, d.purged_by) for d in s.scalars(select(Delivery))}
-    assert states == {
-        f"{base}/expired.fastq.gz": ("purged", "test-purge"),
-        f"{base}/gone.fastq.gz": ("purged", "test-purge"),  # already gone: recorded as such
-        f"{base}/young.fastq.gz": ("delivered", None),
-        "extco/../exttwo/victim.txt": ("delivered", None),  # refused, never acted on
+        states = {
+            d.remote_path: (d.state.value, d.purged_by, d.purged_at) for d in s.scalars(select(Delivery))
+        }
+    assert states == {  # the ledger says when and by whom (the DAG passes airflow:<run id>)
+        f"{base}/expired.fastq.gz": ("purged", "test-purge", NOW),
+        f"{base}/gone.fastq.gz": ("purged", "test-purge", NOW),  # already gone: recorded as such
+        f"{base}/young.fastq.gz": ("delivered", None, None),
+        "extco/../exttwo/victim.txt": ("delivered", None, None),  # refused, never acted on
     }
+    # the task log: the summary per group, and the warning about files the ledger does not know
+    assert summary["lines"][-1] == (
+        "Ext Co: 3 files (2 not in the ledger), freed 300 bytes; 3 files remain (oldest 2026-04-02); "
+        "2 refused, 0 failed"
+    )
+    assert any("WARNING: 1 files not in the ledger" in line for line in summary["lines"])
 
 
 def test_a_dry_run_lists_sizes_and_ages_and_deletes_nothing(world, sessions) -> None:
