@@ -179,7 +179,7 @@ def run_seqshare(server, data_root: Path, sessions, shape: Shape, profile: cProf
         profile.enable()
     remote = SftpRemote.connect(config)
     split["connect"] = time.perf_counter() - t0
-    remote.list = Timed(split, "list", remote.list)  # type: ignore[method-assign]
+    remote.list_many = Timed(split, "list", remote.list_many)  # type: ignore[method-assign]
     remote.remove_many = Timed(split, "remove", remote.remove_many)  # type: ignore[method-assign]
     remote.rmdir = Timed(split, "rmdir", remote.rmdir)  # type: ignore[method-assign]
     files = folders = 0

@@ -82,6 +82,21 @@ def test_list_returns_entries_with_attributes_sorted(remote: BaseRemote) -> None
     assert [e.name for e in remote.list("")] == ["d"]
 
 
+def test_list_many_equals_listing_each_folder_and_raises_for_a_missing_one(remote: BaseRemote) -> None:
+    folders = [f"d{n:03d}" for n in range(150)]  # more than SFTP's window of folders listed at once
+    for n, folder in enumerate(folders):
+        remote.makedirs(f"{folder}/sub")
+        for k in range(n % 4):
+            with remote.open_write(f"{folder}/f{k}") as out:
+                out.write(b"x" * k)
+    listed = remote.list_many(["", *folders])
+    assert listed == [remote.list(""), *(remote.list(f) for f in folders)]
+    assert [len(entries) for entries in listed[1:5]] == [1, 2, 3, 4]  # sub + 0..3 files
+    with pytest.raises(FileNotFoundError):
+        remote.list_many([folders[0], "missing", folders[1]])
+    assert remote.list_many([]) == []
+
+
 def test_list_of_missing_folder_raises(remote: BaseRemote) -> None:
     with pytest.raises(FileNotFoundError):
         remote.list("missing")

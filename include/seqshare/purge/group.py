@@ -65,15 +65,18 @@ def walk(remote: Remote, group_dir: str, *, other_groups: frozenset[str] = froze
             f"{'a symlink' if top.is_symlink else 'not a folder'}; nothing is purged"
         )
     out: list[RemoteEntry] = []
-    pending = [group_dir]
-    while pending:
-        for e in remote.list(pending.pop()):
-            if e.path in other_groups:
-                continue
-            is_dir = e.is_dir and not e.is_symlink
-            out.append(RemoteEntry(e.path, e.size, e.mtime, is_dir=is_dir, is_symlink=e.is_symlink))
-            if is_dir:
-                pending.append(e.path)
+    level = [group_dir]
+    while level:  # one depth at a time, each depth's folders listed together (pipelined over SFTP)
+        deeper: list[str] = []
+        for entries in remote.list_many(level):
+            for e in entries:
+                if e.path in other_groups:
+                    continue
+                is_dir = e.is_dir and not e.is_symlink
+                out.append(RemoteEntry(e.path, e.size, e.mtime, is_dir=is_dir, is_symlink=e.is_symlink))
+                if is_dir:
+                    deeper.append(e.path)
+        level = deeper
     return out
 
 

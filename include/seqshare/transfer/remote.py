@@ -56,6 +56,7 @@ class Remote(Protocol):
 
     def stat(self, path: str) -> Entry | None: ...
     def list(self, dir: str) -> list[Entry]: ...
+    def list_many(self, dirs: Sequence[str]) -> list[list[Entry]]: ...
     def makedirs(self, dir: str) -> None: ...
     def open_write(self, path: str) -> BinaryIO: ...
     def open_update(self, path: str) -> BinaryIO: ...
@@ -119,6 +120,16 @@ class BaseRemote:
         relative = check_path(dir)
         entries = self._do_list(self._abs(dir), relative)
         return sorted(entries, key=lambda e: e.path)
+
+    def list_many(self, dirs: Sequence[str]) -> list[list[Entry]]:
+        """`list` of each of `dirs`, in order; backends may list them concurrently (SFTP pipelines the
+        requests of many folders). Raises the first folder's error, after every listing has settled."""
+        relatives = [check_path(d) for d in dirs]
+        listed = self._do_list_many([self._abs(d) for d in dirs], relatives)
+        for result in listed:
+            if isinstance(result, Exception):
+                raise result
+        return [sorted(entries, key=lambda e: e.path) for entries in listed]  # type: ignore[union-attr]
 
     def open_read(self, path: str) -> BinaryIO:
         return self._do_open_read(self._abs(path))
@@ -241,6 +252,17 @@ class BaseRemote:
 
     def _do_list(self, abspath: str, relative: str) -> list[Entry]:
         raise NotImplementedError
+
+    def _do_list_many(
+        self, abspaths: Sequence[str], relatives: Sequence[str]
+    ) -> list[list[Entry] | Exception]:
+        results: list[list[Entry] | Exception] = []
+        for abspath, relative in zip(abspaths, relatives, strict=True):
+            try:
+                results.append(self._do_list(abspath, relative))
+            except Exception as exc:
+                results.append(exc)
+        return results
 
     def _do_open_read(self, abspath: str) -> BinaryIO:
         raise NotImplementedError
