@@ -126,18 +126,23 @@ def distribute_run() -> None:
         print(report.describe())
         return asdict(report)
 
-    @task(trigger_rule="none_failed")
-    def record_and_report(run: str, reports: Any) -> dict[str, Any]:
+    @task(trigger_rule="all_done")  # report the groups that were delivered even when one failed
+    def record_and_report(run: str | None, assignments: Any, reports: Any) -> dict[str, Any]:
         from seqshare.delivery import tasks
 
-        summary = tasks.summarise(run, list(reports or []))
+        if run is None:
+            raise AirflowFailException("the run was not registered: see register_run's log")
+        summary = tasks.summarise(run, [r for r in (reports or []) if r])
         print(summary["plan"])
         print(f"ledger: {summary['ledger_files']} files, {summary['ledger_bytes']:,} bytes")
+        failed = tasks.undelivered_groups(list(assignments or []), summary["groups"])
+        if failed:  # fail the DAG run too: ops must see which group to clear and re-run
+            raise AirflowFailException(f"delivery failed for {', '.join(failed)}; see their deliver tasks")
         return summary
 
     run = register_run()
-    reports = deliver.expand(assignment=plan_deliveries(freeze_snapshot(run)))
-    record_and_report(run, reports)
+    assignments = plan_deliveries(freeze_snapshot(run))
+    record_and_report(run, assignments, deliver.expand(assignment=assignments))
 
 
 distribute_run()

@@ -76,12 +76,7 @@ def purge_expired_deliveries() -> None:
     def report(summaries: Any, targets: list[dict[str, str]]) -> dict[str, Any]:
         groups = [s for s in (summaries or []) if s]
         for s in groups:
-            warn = f"; WARNING: {s['untracked_kept']} files not in the ledger" if s["untracked_kept"] else ""
-            print(
-                f"{s['group']}: {s['files']} files ({s['untracked_purged']} not in the ledger), "
-                f"{s['bytes_freed']:,} bytes freed, oldest remaining "
-                f"{s['oldest_remaining'] or 'none'}{warn}"
-            )
+            print(s["line"])
         missing = sorted({t["group"] for t in targets} - {s["group"] for s in groups})
         if missing:  # fail the DAG run too: a group whose purge failed must be seen
             raise AirflowFailException(f"purge failed for {', '.join(missing)}; see their tasks' logs")

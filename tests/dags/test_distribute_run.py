@@ -144,7 +144,7 @@ def rerun_task(run_id: str, task_id: str, map_index: int, conf: dict) -> subproc
 
 @pytest.mark.parametrize("app_sessions", ["sqlite"], indirect=True)  # the airflow CLI is slow to start
 def test_one_groups_failure_fails_only_its_task_and_rerunning_tasks_resumes_without_duplicates(
-    dag, airflow_db, app_sessions, sftp_connection, tmp_path
+    dag, airflow_db, app_sessions, sftp_connection, tmp_path, capfd
 ) -> None:
     built = build_run(tmp_path / "runs", POOLS)
     with app_sessions.begin() as s:
@@ -164,6 +164,8 @@ def test_one_groups_failure_fails_only_its_task_and_rerunning_tasks_resumes_with
         "Ext Two": "success",
         "Special": "failed",
     }
+    assert states[("record_and_report", -1)] == "failed"  # ran all the same, and names the group
+    assert "delivery failed for Special" in capfd.readouterr().out
     assert squatter.read_bytes() == b"not the delivered file"
 
     # Re-running a group that succeeded changes nothing remote and adds nothing to the ledger.

@@ -140,7 +140,7 @@ def test_expired_and_old_untracked_files_go_and_everything_else_stays(world, ses
     # the task log: the summary per group, and the warning about files the ledger does not know
     assert summary["lines"][-1] == (
         "Ext Co: 3 files (2 not in the ledger), freed 300 bytes; 3 files remain (oldest 2026-04-02); "
-        "2 refused, 0 failed"
+        "2 refused, 0 failed; WARNING: 1 files not in the ledger"
     )
     assert any("WARNING: 1 files not in the ledger" in line for line in summary["lines"])
 

@@ -88,6 +88,11 @@ def deliver(
         )
 
 
+def undelivered_groups(assignments: list[dict[str, Any]], reports: list[dict[str, Any]]) -> list[str]:
+    """The groups the plan assigned files to whose delivery reported nothing (their task failed)."""
+    return sorted({a["group"] for a in assignments} - {r["group"] for r in reports})
+
+
 def summarise(run_id: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
     """The DAG run's result: what each group got, what the ledger holds now."""
     with app_sessions() as sessions, sessions.begin() as s:

@@ -48,6 +48,7 @@ class PurgeReport:
             f"{verb} {self.bytes_freed:,} bytes; "
             f"{self.kept_files} files remain (oldest {oldest}); "
             f"{len(self.refused)} refused, {len(self.failed)} failed"
+            + (f"; WARNING: {self.untracked_kept} files not in the ledger" if self.untracked_kept else "")
         )
 
 

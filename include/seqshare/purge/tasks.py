@@ -54,4 +54,5 @@ def purge(
     summary = asdict(report)
     summary["oldest_remaining"] = report.oldest_remaining.isoformat() if report.oldest_remaining else None
     summary["ttl_days"] = ttl.days
+    summary["line"] = report.describe()  # the one summary line, for the DAG's report
     return summary
