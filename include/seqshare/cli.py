@@ -315,6 +315,26 @@ def run_plan(
     emit({"frozen": frozen, "plan": plan.to_dict()}, as_json, human)
 
 
+@run_app.command("unlock")
+def run_unlock(run_id: str, group: str) -> None:
+    """Remove the lease of a delivery of RUN_ID to GROUP that was killed outright (OOM, a lost worker).
+
+    Only when no delivery of that run to that group is running: check the Airflow UI first. Then clear
+    the group's `deliver` task and it resumes.
+    """
+    from seqshare.services import runs
+
+    with unit_of_work() as session:
+        lease = runs.break_lease(session, run_id, group)
+    if lease is None:
+        out.print(f"run {run_id} to {group}: no lease held; nothing to do")
+    else:
+        out.print(
+            f"run {run_id} to {group}: removed the lease of {lease.holder} "
+            f"(taken {lease.acquired_at:%Y-%m-%d %H:%M:%S} UTC); clear the group's deliver task to resume"
+        )
+
+
 @run_app.command("ledger")
 def run_ledger(run_id: str, as_json: JsonOpt = False) -> None:
     """Every file delivered for a run: group, size, md5, delivered at, expires at, state."""

@@ -198,3 +198,5 @@ def test_run_plan_previews_a_run_folder_without_writing_anything(tmp_path: Path)
     assert "has no frozen plan" in nothing_written.stderr
     unknown = seqshare(url, "run", "ledger", RUN_ID)  # the preview registered nothing either
     assert unknown.stderr == f"error: unknown run '{RUN_ID}'\n"
+    not_a_run = seqshare(url, "run", "unlock", RUN_ID, "Ext Co")
+    assert (not_a_run.returncode, not_a_run.stderr) == (1, f"error: unknown run '{RUN_ID}'\n")

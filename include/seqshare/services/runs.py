@@ -378,6 +378,18 @@ def acquire_lease(
         raise DeliveryBusy(f"run {run_id} to {group}: another delivery took over the stale lease first")
 
 
+def break_lease(session: Session, run_id: str, group: str) -> DeliveryLease | None:
+    """Remove the (run, group) lease whoever holds it; returns the lease removed, if there was one.
+
+    For ops, after a delivery was killed outright (OOM, a lost worker) and left its lease: without this,
+    clearing its task only gets `DeliveryBusy` until the lease is LEASE_STALE_AFTER old."""
+    run_pk, group_pk = lookup.run(session, run_id).id, lookup.group(session, group).id
+    lease = session.get(DeliveryLease, (run_pk, group_pk))
+    if lease is not None:
+        session.delete(lease)
+    return lease
+
+
 def release_lease(sessions: sessionmaker[Session], *, run_id: str, group: str, holder: str) -> None:
     with sessions.begin() as s:
         run_pk, group_pk = lookup.run(s, run_id).id, lookup.group(s, group).id
