@@ -256,3 +256,35 @@ def test_each_group_delivery_takes_one_sftp_pool_slot_per_connection(airflow_db,
         assert not bag.import_errors
         deliver = bag.dags[DAG_ID].get_task("deliver")
         assert (deliver.pool, deliver.pool_slots) == ("sftp_sessions", int(connections))
+
+
+def test_a_sequencing_time_override_given_at_trigger_decides_the_groups_and_is_audited(
+    dag, app_sessions, sftp_connection, tmp_path
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from seqshare.db.models import AuditAction, AuditEvent
+    from tests.runs import SEQUENCED
+
+    built = build_run(tmp_path / "runs", POOLS)
+    with app_sessions.begin() as s:
+        load_scenario(s)
+    override = SEQUENCED + timedelta(days=2)  # after Ext Co got Other Project and Special lost its share
+
+    run = dag.test(
+        run_conf={"run_folder": str(built.path), "sequencing_time": override.isoformat()}, logical_date=None
+    )
+
+    assert run.state == "success"
+    ext_co = sftp_connection / FTP_DIRS["Ext Co"] / RUN_ID
+    assert sorted(p.name for p in ext_co.iterdir() if p.is_dir()) == ["SLX-1", "SLX-2", "SLX-4"]
+    assert not (sftp_connection / FTP_DIRS["Special"] / RUN_ID).exists()
+    with app_sessions.begin() as s:
+        events = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == AuditAction.RUN_SNAPSHOT_OVERRIDE)
+        ).all()
+        assert [(e.actor.startswith("airflow:"), e.after) for e in events] == [
+            (True, {"run": RUN_ID, "instant": override.isoformat()})
+        ]
