@@ -55,6 +55,12 @@ def test_copy_is_byte_identical_and_reports_the_md5(remote: BaseRemote, sftp_roo
     assert [e.name for e in remote.list("P001/run1")] == ["sample_R1.fastq.gz"]
 
 
+@pytest.mark.parametrize("hash_in_thread", [True, False])
+def test_md5_is_the_same_inline_and_in_a_thread(remote: BaseRemote, source, hash_in_thread: bool) -> None:
+    path, md5 = source
+    assert copy_file(path, remote, "f", hash_in_thread=hash_in_thread, chunk_size=MiB).md5 == md5
+
+
 def test_an_empty_file_is_copied(remote: BaseRemote, tmp_path: Path, sftp_root: Path) -> None:
     (tmp_path / "empty").write_bytes(b"")
     result = copy_file(tmp_path / "empty", remote, "empty")
@@ -339,7 +345,7 @@ def test_a_writer_thread_that_cannot_start_stops_the_others_and_fails_the_copy(
     starts = {"n": 0}
 
     def start(self: threading.Thread) -> None:
-        if self.name.startswith("seqshare-write-"):
+        if self.name.startswith("seqshare-split-"):
             starts["n"] += 1
             if starts["n"] == 2:
                 raise RuntimeError("can't start new thread")
@@ -350,7 +356,7 @@ def test_a_writer_thread_that_cannot_start_stops_the_others_and_fails_the_copy(
     with pytest.raises(RuntimeError, match="can't start new thread"):
         copy_file(path, remote, "big", chunk_size=MiB, helpers=[LocalRemote(sftp_root)])
     assert os.listdir(sftp_root) == []  # the partial was removed; nothing under the final name
-    assert not [t for t in threading.enumerate() if t.name.startswith("seqshare-write-")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("seqshare-split-")]
 
 
 def test_short_writes_are_completed_not_left_as_holes(
@@ -365,6 +371,12 @@ def test_short_writes_are_completed_not_left_as_holes(
 
         def write(self, data: bytes) -> int:
             return self.inner.write(data[: max(1, len(data) // 3)])
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.inner.__exit__(*exc)
 
         def __getattr__(self, name: str):
             return getattr(self.inner, name)

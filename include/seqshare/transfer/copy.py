@@ -30,6 +30,7 @@ from seqshare.transfer.remote import Remote
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 4 * 1024 * 1024  # ≥ 1 MiB per write keeps ~16 SFTP requests of 255 KiB in flight per call
+_HASH_QUEUE_CHUNKS = 4  # at most this many chunks wait for the hash thread: memory stays flat
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,47 @@ def partial_path(remote_path: str) -> str:
     parent, name = split_parent(remote_path)
     partial = f".{name}.partial"
     return f"{parent}/{partial}" if parent else partial
+
+
+class _Md5:
+    """md5 of the chunks in order; in a helper thread (hashlib releases the GIL on big buffers, so it
+    overlaps paramiko's encryption: notes measured 292 MB/s vs 248 inline) or inline."""
+
+    def __init__(self, *, in_thread: bool) -> None:
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        if in_thread:
+            self._queue = queue.Queue(maxsize=_HASH_QUEUE_CHUNKS)
+            self._thread = threading.Thread(target=self._run, name="seqshare-md5", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while (chunk := self._queue.get()) is not None:
+            try:
+                self._md5.update(chunk)
+            except BaseException as exc:  # pragma: no cover - hashlib does not fail on bytes
+                self._error = exc
+
+    def update(self, chunk: bytes) -> None:
+        if self._queue is None:
+            self._md5.update(chunk)
+        else:
+            self._queue.put(chunk)
+
+    def hexdigest(self) -> str:
+        self.stop()
+        if self._error is not None:
+            raise self._error
+        return self._md5.hexdigest()
+
+    def stop(self) -> None:
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
 
 def _md5_of(stream: BinaryIO) -> str:
@@ -107,6 +149,7 @@ def copy_file(
     delivered_md5: str | None = None,
     mtime: datetime | None = None,
     compute_md5: bool = True,
+    hash_in_thread: bool = True,
     chunk_size: int = CHUNK_SIZE,
     progress: Callable[[int], None] | None = None,
     helpers: Sequence[Remote] = (),
@@ -153,8 +196,12 @@ def copy_file(
         with open(local_path, "rb") as source:
             out = remote.open_write(partial)
             created = True
-            outs = _open_helpers(out, helpers, partial) if helpers and size > chunk_size else [out]
-            sent, md5 = _stream(source, outs, compute_md5, chunk_size, progress)
+            if helpers and size > chunk_size:
+                outs = _open_helpers(out, helpers, partial)
+                sent, md5 = _stream_split(source, outs, compute_md5, chunk_size, progress)
+            else:
+                with out:
+                    sent, md5 = _stream(source, out, compute_md5, hash_in_thread, chunk_size, progress)
         if sent != size:
             raise SourceChanged(f"{local_path} changed while it was read: {size} bytes at start, {sent} read")
         if expected_md5 and md5 and md5.lower() != expected_md5.lower():
@@ -190,6 +237,30 @@ def _write_all(out: BinaryIO, data: bytes) -> None:
         done += written
 
 
+def _stream(
+    source: BinaryIO,
+    out: BinaryIO,
+    compute_md5: bool,
+    hash_in_thread: bool,
+    chunk_size: int,
+    progress: Callable[[int], None] | None,
+) -> tuple[int, str | None]:
+    hasher = _Md5(in_thread=hash_in_thread) if compute_md5 else None
+    sent = 0
+    try:
+        while chunk := source.read(chunk_size):
+            if hasher is not None:
+                hasher.update(chunk)
+            _write_all(out, chunk)
+            sent += len(chunk)
+            if progress is not None:
+                progress(sent)
+        return sent, hasher.hexdigest() if hasher is not None else None
+    finally:
+        if hasher is not None:
+            hasher.stop()
+
+
 def _open_helpers(out: BinaryIO, helpers: Sequence[Remote], partial: str) -> list[BinaryIO]:
     """The primary's writer plus one writer per helper on the same (already created) partial. A helper
     that cannot open it (a server that refuses read-write opens, a dropped helper connection) is left
@@ -208,7 +279,7 @@ def _open_helpers(out: BinaryIO, helpers: Sequence[Remote], partial: str) -> lis
     return outs
 
 
-def _stream(
+def _stream_split(
     source: BinaryIO,
     outs: Sequence[BinaryIO],
     compute_md5: bool,
@@ -216,10 +287,8 @@ def _stream(
     progress: Callable[[int], None] | None,
 ) -> tuple[int, str | None]:
     """Read and hash `source` once, in order, in this thread; each writer's thread takes the next chunk and
-    writes it at its offset. With one writer this is the plain copy: hashing (hashlib releases the GIL on
-    big buffers) overlaps paramiko's encryption in the writer's thread. Every writer is closed (its
-    statuses awaited) before this returns; the first writer error is raised. At most len(outs) chunks
-    wait in the queue: memory stays flat."""
+    writes it at its offset. Every writer is closed (its statuses awaited) before this returns; the first
+    writer error is raised. At most len(outs) chunks wait in the queue: memory stays flat."""
     work: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=len(outs))
     errors: list[BaseException] = []
     failed = threading.Event()
@@ -243,7 +312,7 @@ def _stream(
                 failed.set()
 
     threads = [
-        threading.Thread(target=write_chunks, args=(out,), name=f"seqshare-write-{n}", daemon=True)
+        threading.Thread(target=write_chunks, args=(out,), name=f"seqshare-split-{n}", daemon=True)
         for n, out in enumerate(outs)
     ]
     started: list[threading.Thread] = []
