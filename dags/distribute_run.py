@@ -64,8 +64,8 @@ def _fail_without_retry(exc: Exception) -> AirflowFailException:
 def distribute_run() -> None:
     @task
     def register_run() -> str:
-        from seqshare.delivery import tasks
         from seqshare.errors import SeqshareError
+        from seqshare.tasks import distribute as tasks
 
         params = get_current_context()["params"]
         try:
@@ -75,8 +75,8 @@ def distribute_run() -> None:
 
     @task
     def freeze_snapshot(run: str) -> dict[str, Any]:
-        from seqshare.delivery import tasks
         from seqshare.errors import SeqshareError
+        from seqshare.tasks import distribute as tasks
 
         context = get_current_context()
         params = context["params"]
@@ -92,8 +92,8 @@ def distribute_run() -> None:
 
     @task
     def plan_deliveries(plan: dict[str, Any]) -> list[dict[str, Any]]:
-        from seqshare.delivery import tasks
         from seqshare.delivery.plan import DeliveryPlan
+        from seqshare.tasks import distribute as tasks
 
         frozen = DeliveryPlan.from_dict(plan)
         print(frozen.render())  # the task log shows the whole plan before anything is copied
@@ -110,7 +110,7 @@ def distribute_run() -> None:
         from dataclasses import asdict
 
         from seqshare.airflow_connection import sftp_config_from_connection
-        from seqshare.delivery import tasks
+        from seqshare.tasks import distribute as tasks
         from seqshare.transfer import SftpRemote, is_retryable
 
         get_current_context()["group"] = assignment["group"]  # names this mapped instance in the UI
@@ -128,7 +128,7 @@ def distribute_run() -> None:
 
     @task(trigger_rule="all_done")  # report the groups that were delivered even when one failed
     def record_and_report(run: str | None, assignments: Any, reports: Any) -> dict[str, Any]:
-        from seqshare.delivery import tasks
+        from seqshare.tasks import distribute as tasks
 
         if run is None:
             raise AirflowFailException("the run was not registered: see register_run's log")

@@ -41,14 +41,14 @@ SFTP_POOL = "sftp_sessions"
 def purge_expired_deliveries() -> None:
     @task
     def external_groups() -> list[dict[str, str]]:
-        from seqshare.purge import tasks
+        from seqshare.tasks import purge as tasks
 
         return tasks.groups_to_purge()
 
     @task(map_index_template="{{ group }}", pool=SFTP_POOL)
     def purge_group(target: dict[str, str]) -> dict[str, Any]:
         from seqshare.airflow_connection import sftp_config_from_connection
-        from seqshare.purge import tasks
+        from seqshare.tasks import purge as tasks
         from seqshare.transfer import SftpRemote, is_retryable
 
         context = get_current_context()

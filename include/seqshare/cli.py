@@ -291,8 +291,8 @@ def run_plan(
 
     A run whose snapshot is frozen shows the frozen plan; otherwise a preview of what freezing would give now.
     """
-    from seqshare.delivery.tasks import parse_override, read_folder
     from seqshare.services import runs
+    from seqshare.tasks.distribute import parse_override, read_folder
 
     folder = read_folder(run) if Path(run).is_dir() else None  # as the DAG reads it
     run_id = folder.run_id if folder else run
@@ -322,10 +322,10 @@ def run_unlock(run_id: str, group: str) -> None:
     Only when no delivery of that run to that group is running: check the Airflow UI first. Then clear
     the group's `deliver` task and it resumes.
     """
-    from seqshare.services import runs
+    from seqshare.services import leases
 
     with unit_of_work() as session:
-        lease = runs.break_lease(session, run_id, group)
+        lease = leases.break_lease(session, run_id, group)
     if lease is None:
         out.print(f"run {run_id} to {group}: no lease held; nothing to do")
     else:
@@ -338,10 +338,10 @@ def run_unlock(run_id: str, group: str) -> None:
 @run_app.command("ledger")
 def run_ledger(run_id: str, as_json: JsonOpt = False) -> None:
     """Every file delivered for a run: group, size, md5, delivered at, expires at, state."""
-    from seqshare.services import runs
+    from seqshare.services import ledger
 
     with unit_of_work() as session:
-        rows = runs.ledger(session, run_id)
+        rows = ledger.ledger(session, run_id)
 
     def human() -> None:
         table = Table("group", "file", "bytes", "md5", "delivered", "expires", "state")
@@ -369,8 +369,8 @@ def purge(
     import logging
 
     from seqshare.airflow_connection import sftp_config_from_connection
-    from seqshare.purge import tasks
     from seqshare.services import purge as purge_ledger
+    from seqshare.tasks import purge as tasks
     from seqshare.transfer import SftpRemote
 
     logging.getLogger("paramiko").setLevel(logging.WARNING)  # one line per group, not per connection

@@ -61,3 +61,17 @@ def instrument_zone() -> ZoneInfo:
         return ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInput(f"{INSTRUMENT_TZ_ENV}={zone!r} is not a time zone (e.g. Europe/London)") from None
+
+
+OWNER_DELIVERY_ENV = "SEQSHARE_OWNER_RECEIVES_OWN"
+
+
+def owner_receives_own() -> bool:
+    """Whether an external owner group receives its own projects' pools on every run
+    (`SEQSHARE_OWNER_RECEIVES_OWN`, default on; a group can be switched off on its own in the LIMS)."""
+    value = (os.environ.get(OWNER_DELIVERY_ENV) or "on").strip().lower()
+    if value in ("1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no"):
+        return False
+    raise InvalidInput(f"{OWNER_DELIVERY_ENV}={value!r}: give on or off")

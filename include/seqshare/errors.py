@@ -25,3 +25,12 @@ class InvalidInput(SeqshareError):
 
 class DatabaseNotReady(SeqshareError):
     """The application database is missing its schema or is out of date."""
+
+
+def quote(value: object, limit: int = 200) -> str:
+    """`repr(value)` for an error line, cut to about `limit` characters: a hostile value (a megabyte of text,
+    control characters) must not flood a log or a terminal."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(str(value)):,} characters)"

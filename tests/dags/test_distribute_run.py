@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from seqshare.services import runs
+from seqshare.services import ledger
 from tests.airflow_env import DAGS
 from tests.runs import EXPECTED, FTP_DIRS, POOLS, RUN_ID, build_run, load_scenario
 
@@ -88,10 +88,10 @@ def test_a_run_reaches_exactly_the_groups_entitled_at_sequencing_time(
         assert "DELETED from this server on" in readme
 
     with app_sessions.begin() as s:
-        ledger = runs.ledger(s, RUN_ID)
-    assert len(ledger) == len(expected_files)
-    assert {(r.remote_path, r.md5) for r in ledger} == {(p, md5(b)) for p, b in expected_files.items()}
-    assert all((r.expires_at - r.delivered_at).days == 30 for r in ledger)
+        rows = ledger.ledger(s, RUN_ID)
+    assert len(rows) == len(expected_files)
+    assert {(r.remote_path, r.md5) for r in rows} == {(p, md5(b)) for p, b in expected_files.items()}
+    assert all((r.expires_at - r.delivered_at).days == 30 for r in rows)
 
     summary = airflow_db.xcom(DAG_ID, run.run_id, "record_and_report")
     assert summary["ledger_files"] == len(expected_files)
@@ -104,7 +104,7 @@ def test_a_run_reaches_exactly_the_groups_entitled_at_sequencing_time(
     assert tree(sftp_connection) == remote
     assert {p: (sftp_connection / p).stat().st_mtime_ns for p in remote} == mtimes
     with app_sessions.begin() as s:
-        assert runs.ledger(s, RUN_ID) == ledger
+        assert ledger.ledger(s, RUN_ID) == rows
     reports = [airflow_db.xcom(DAG_ID, again.run_id, "deliver", map_index=i) for i in range(3)]
     assert {r["group"]: (r["sent"], r["skipped"]) for r in reports} == {
         g: (0, sum(len(built.files[p]) for p in pools)) for g, pools in EXPECTED.items()
@@ -171,12 +171,12 @@ def test_one_groups_failure_fails_only_its_task_and_rerunning_tasks_resumes_with
     # Re-running a group that succeeded changes nothing remote and adds nothing to the ledger.
     before = tree(sftp_connection)
     with app_sessions.begin() as s:
-        ledger_before = runs.ledger(s, RUN_ID)
+        ledger_before = ledger.ledger(s, RUN_ID)
     again = rerun_task(failed.run_id, "deliver", index["Ext Co"], {"run_folder": str(built.path)})
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert tree(sftp_connection) == before
     with app_sessions.begin() as s:
-        assert runs.ledger(s, RUN_ID) == ledger_before
+        assert ledger.ledger(s, RUN_ID) == ledger_before
 
     squatter.unlink()  # ops remove the cause, then re-run the failed group's task
     resumed = rerun_task(failed.run_id, "deliver", index["Special"], {"run_folder": str(built.path)})
@@ -185,7 +185,7 @@ def test_one_groups_failure_fails_only_its_task_and_rerunning_tasks_resumes_with
         assert (squatter.parent / f.name).read_bytes() == f.read_bytes()
     assert (squatter.parent / "md5sums.txt").is_file()
     with app_sessions.begin() as s:
-        paths = [r.remote_path for r in runs.ledger(s, RUN_ID)]
+        paths = [r.remote_path for r in ledger.ledger(s, RUN_ID)]
     assert len(paths) == len(set(paths)) == sum(len(built.files[p]) for ps in EXPECTED.values() for p in ps)
 
 
@@ -210,7 +210,7 @@ def test_an_unknown_host_key_refuses_to_connect_and_sends_nothing(
     assert {v for k, v in states.items() if k[0] == "deliver"} == {"failed"}
     assert tree(sftp_connection) == {}
     with app_sessions.begin() as s:
-        assert runs.ledger(s, RUN_ID) == []
+        assert ledger.ledger(s, RUN_ID) == []
 
 
 @pytest.mark.parametrize("app_sessions", ["sqlite"], indirect=True)

@@ -11,8 +11,8 @@ import time_machine
 from sqlalchemy import select
 
 from seqshare.db.models import Delivery
-from seqshare.purge import tasks
-from seqshare.services import runs
+from seqshare.services import ledger
+from seqshare.tasks import purge as tasks
 from seqshare.transfer.sftp import SftpRemote
 from tests.runs import RUN_ID, load_scenario
 
@@ -39,7 +39,7 @@ def world(sessions, sshd_server, sftp_root, monkeypatch, tmp_path):
     def deliver(path: str, age: timedelta) -> None:
         put(path, age)
         with sessions.begin() as s:
-            runs.record_delivery(
+            ledger.record_delivery(
                 s,
                 run_id=RUN_ID,
                 group="Ext Co",
@@ -62,7 +62,7 @@ def world(sessions, sshd_server, sftp_root, monkeypatch, tmp_path):
     os.utime(sftp_root / "extco" / "link", ((NOW - 2 * TTL).timestamp(),) * 2, follow_symlinks=False)
     victim = put("exttwo/victim.txt", timedelta(days=90))
     with sessions.begin() as s:  # hostile ledger rows: a crafted path, and a file already gone
-        runs.record_delivery(
+        ledger.record_delivery(
             s,
             run_id=RUN_ID,
             group="Ext Co",
@@ -72,7 +72,7 @@ def world(sessions, sshd_server, sftp_root, monkeypatch, tmp_path):
             md5="0" * 32,
             delivered_at=NOW - 2 * TTL,
         )
-        runs.record_delivery(
+        ledger.record_delivery(
             s,
             run_id=RUN_ID,
             group="Ext Co",

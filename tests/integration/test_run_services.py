@@ -13,7 +13,7 @@ from seqshare.db.models import AuditEvent, Run, RunSnapshot, SnapshotEntry
 from seqshare.delivery.snapshot import SnapshotSource
 from seqshare.errors import InvalidInput
 from seqshare.runfolder import read_run_folder
-from seqshare.services import runs, sharing
+from seqshare.services import leases, ledger, runs, sharing
 from tests.runs import DAY, EXPECTED, POOLS, RUN_ID, SEQUENCED, build_run, load_scenario
 
 NOW = datetime(2026, 3, 5, tzinfo=UTC)
@@ -106,11 +106,11 @@ def test_the_ledger_records_once_and_refuses_a_different_file_under_the_same_nam
     f = plan.group("Ext Co").files[0]
     args = {"run_id": RUN_ID, "group": "Ext Co", "pool": f.pool, "remote_path": f.remote_path, "size": f.size}
     with sessions.begin() as s:
-        assert runs.record_delivery(s, **args, md5="a" * 32, delivered_at=NOW) is True
-        assert runs.record_delivery(s, **args, md5="a" * 32, delivered_at=NOW + DAY) is False
+        assert ledger.record_delivery(s, **args, md5="a" * 32, delivered_at=NOW) is True
+        assert ledger.record_delivery(s, **args, md5="a" * 32, delivered_at=NOW + DAY) is False
         with pytest.raises(InvalidInput, match="ledger has md5"):
-            runs.record_delivery(s, **args, md5="b" * 32, delivered_at=NOW)
-        (row,) = runs.ledger(s, RUN_ID)
+            ledger.record_delivery(s, **args, md5="b" * 32, delivered_at=NOW)
+        (row,) = ledger.ledger(s, RUN_ID)
     assert (row.delivered_at, row.expires_at, row.state) == (NOW, NOW + 30 * DAY, "delivered")
 
 
@@ -141,7 +141,7 @@ def test_a_run_id_that_is_not_a_safe_folder_name_is_refused(sessions, tmp_path) 
 def test_a_group_whose_ftp_directory_moved_after_freezing_receives_nothing(
     sessions, run_path, tmp_path
 ) -> None:
-    from seqshare.delivery.group import deliver_group
+    from seqshare.services.delivery import deliver_group
     from seqshare.transfer import LocalRemote
     from tests.world import WORLD, load_world
 
@@ -166,7 +166,7 @@ def test_one_delivery_per_run_and_group_at_a_time_and_a_stale_lease_is_taken_ove
     sessions, run_path, tmp_path
 ):
     from seqshare.db.models import DeliveryLease
-    from seqshare.delivery.group import deliver_group
+    from seqshare.services.delivery import deliver_group
     from seqshare.transfer import LocalRemote
 
     with sessions.begin() as s:
@@ -186,16 +186,16 @@ def test_one_delivery_per_run_and_group_at_a_time_and_a_stale_lease_is_taken_ove
             log=lambda _: None,
         )
 
-    runs.acquire_lease(sessions, run_id=RUN_ID, group="Ext Co", holder="other-dag-run", now=now)
-    with pytest.raises(runs.DeliveryBusy, match="being delivered to Ext Co by other-dag-run"):
+    leases.acquire_lease(sessions, run_id=RUN_ID, group="Ext Co", holder="other-dag-run", now=now)
+    with pytest.raises(leases.DeliveryBusy, match="being delivered to Ext Co by other-dag-run"):
         deliver()
     assert list(target.iterdir()) == []  # nothing written while the other delivery holds the lease
 
     with sessions.begin() as s:  # ops can break it at once (`seqshare run unlock`)...
-        assert runs.break_lease(s, RUN_ID, "Ext Co").holder == "other-dag-run"
+        assert leases.break_lease(s, RUN_ID, "Ext Co").holder == "other-dag-run"
     with sessions.begin() as s:
-        assert runs.break_lease(s, RUN_ID, "Ext Co") is None
-    runs.acquire_lease(sessions, run_id=RUN_ID, group="Ext Co", holder="other-dag-run", now=now)
+        assert leases.break_lease(s, RUN_ID, "Ext Co") is None
+    leases.acquire_lease(sessions, run_id=RUN_ID, group="Ext Co", holder="other-dag-run", now=now)
     with sessions.begin() as s:  # ...or the other delivery died 14 hours ago without releasing its lease
         s.scalars(select(DeliveryLease)).one().acquired_at = now - timedelta(hours=14)
     report = deliver()

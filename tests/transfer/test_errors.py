@@ -8,7 +8,7 @@ import paramiko
 import pytest
 
 from seqshare.errors import InvalidInput
-from seqshare.services.runs import DeliveryBusy
+from seqshare.services.leases import DeliveryBusy
 from seqshare.transfer import (
     AuthenticationFailed,
     ConnectionLost,

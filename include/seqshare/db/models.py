@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -90,6 +91,9 @@ class Group(Base):
     ftp_dir: Mapped[str | None] = mapped_column(String(255), unique=True)
     is_special: Mapped[bool] = mapped_column(default=False)
     ttl_days: Mapped[int | None] = mapped_column(Integer)  # delivered files' time to live; None: the default
+    # An external group is the service's customer: it receives its own projects' pools on every run, whatever
+    # the share history, unless switched off here (or for the installation, `config.owner_receives_own`).
+    receives_own_projects: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     members: Mapped[list[User]] = relationship(back_populates="group")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from seqshare.runfolder.errors import RunFolderError
-from seqshare.runfolder.runinfo import parse_xml
+from seqshare.runfolder.instrument_xml import parse_xml
 
 COPY_COMPLETE = "CopyComplete.txt"
 RTA_COMPLETE = "RTAComplete.txt"

@@ -18,12 +18,12 @@ the most precise source present (first that parses wins within a rank):
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from pathlib import Path
 
 from seqshare.runfolder.errors import RunFolderError
+from seqshare.runfolder.instrument_xml import parse_xml
 
 RUN_INFO = "RunInfo.xml"
 RUN_PARAMETERS = ("RunParameters.xml", "runParameters.xml")
@@ -74,20 +74,6 @@ class RunInfo:
     reads: tuple[ReadSpec, ...]
     run_info_path: Path
     run_parameters_path: Path
-
-
-def parse_xml(path: Path) -> ET.Element:
-    """Parse a small instrument XML file; refuse DTDs (entity expansion) and name the file on error."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise RunFolderError(path, f"cannot read: {exc.strerror or exc}") from exc
-    if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
-        raise RunFolderError(path, "XML with a DTD is not accepted")
-    try:
-        return ET.fromstring(raw)  # noqa: S314 - no DTD, so no entity expansion
-    except ET.ParseError as exc:
-        raise RunFolderError(path, f"malformed XML: {exc}", line=exc.position[0]) from exc
 
 
 def parse_run_info_xml(path: Path) -> RunInfoXml:

@@ -1,4 +1,6 @@
-"""Run services: register a run folder, freeze its snapshot once, plan its deliveries, keep the ledger.
+"""Run services: register a run folder, freeze its snapshot once, plan its deliveries.
+
+The ledger of delivered files is `services.ledger`; the (run, group) lease is `services.leases`.
 
 The snapshot is frozen by the first DAG run of a run folder and reused unchanged by every re-run, so a
 sharing change made while a delivery is half done can never change who receives that run.
@@ -8,19 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
 
-from seqshare import config
 from seqshare.db.models import (
     AuditAction,
     AuditEvent,
-    Delivery,
-    DeliveryLease,
-    DeliveryState,
     Group,
     Pool,
     Run,
@@ -31,7 +28,7 @@ from seqshare.db.models import (
 )
 from seqshare.delivery.plan import DeliveryPlan, SourceFile, plan_deliveries
 from seqshare.delivery.snapshot import GroupShare, SnapshotSource, snapshot_run
-from seqshare.errors import InvalidInput, SeqshareError
+from seqshare.errors import InvalidInput
 from seqshare.runfolder import RunFolder
 from seqshare.services import lookup
 
@@ -222,181 +219,3 @@ def preview_plan(session: Session, folder: RunFolder, override: datetime | None 
         )
         savepoint.rollback()
     return plan
-
-
-# -- the ledger ---------------------------------------------------------------------------------------
-
-
-def delivered_md5s(session: Session, run_id: str, group: str) -> dict[str, str]:
-    """remote path → md5 of the files already delivered (and verified) to the group for this run."""
-    rows = session.execute(
-        select(Delivery.remote_path, Delivery.md5)
-        .join(Delivery.run)
-        .join(Delivery.group)
-        .where(Run.run_id == run_id, Group.name == group, Delivery.state == DeliveryState.DELIVERED)
-    )
-    return {path: md5 for path, md5 in rows}
-
-
-def group_ttl(session: Session, group: str) -> timedelta:
-    """The group's time to live for delivered files: its own, else the default (SEQSHARE_TTL_DAYS, 30)."""
-    days = lookup.group(session, group).ttl_days
-    return timedelta(days=days) if days else config.default_ttl()
-
-
-def record_delivery(
-    session: Session,
-    *,
-    run_id: str,
-    group: str,
-    pool: str,
-    remote_path: str,
-    size: int,
-    md5: str,
-    delivered_at: datetime,
-) -> bool:
-    """Write one ledger row; a file already recorded for the group is left as it is (re-runs).
-
-    Returns True if a row was written.
-    """
-    grp = lookup.group(session, group)
-    existing = session.scalar(
-        select(Delivery).where(Delivery.group_id == grp.id, Delivery.remote_path == remote_path)
-    )
-    if existing is not None and existing.state is DeliveryState.DELIVERED:
-        if existing.md5 != md5 or existing.size != size:
-            raise InvalidInput(
-                f"{remote_path}: ledger has md5 {existing.md5} ({existing.size} bytes) but the "
-                f"delivered file is {md5} ({size} bytes)"
-            )
-        return False
-    run = lookup.run(session, run_id)
-    pool_row = session.scalars(select(Pool).where(Pool.name == pool)).one()
-    if existing is not None:  # purged earlier and delivered again by a re-run: a new life for the row
-        session.delete(existing)
-        session.flush()
-    session.add(
-        Delivery(
-            run_id=run.id,
-            group_id=grp.id,
-            pool_id=pool_row.id,
-            remote_path=remote_path,
-            size=size,
-            md5=md5,
-            state=DeliveryState.DELIVERED,
-            delivered_at=delivered_at,
-            expires_at=delivered_at + group_ttl(session, group),
-        )
-    )
-    session.flush()
-    return True
-
-
-@dataclass(frozen=True)
-class LedgerRow:
-    group: str
-    pool: str
-    remote_path: str
-    size: int
-    md5: str
-    state: str
-    delivered_at: datetime
-    expires_at: datetime
-
-
-def ledger(session: Session, run_id: str) -> list[LedgerRow]:
-    """Every file delivered for the run (an unknown run is an error, not an empty ledger)."""
-    run = lookup.run(session, run_id)
-    rows = session.scalars(
-        select(Delivery)
-        .where(Delivery.run_id == run.id)
-        .options(selectinload(Delivery.group), selectinload(Delivery.pool))
-        .order_by(Delivery.remote_path)
-    )
-    return [
-        LedgerRow(
-            d.group.name,
-            d.pool.name,
-            d.remote_path,
-            d.size,
-            d.md5,
-            d.state.value,
-            d.delivered_at,
-            d.expires_at,
-        )
-        for d in rows
-    ]
-
-
-# -- one delivery per (run, group) at a time ----------------------------------------------------------
-
-LEASE_STALE_AFTER = timedelta(hours=13)  # longer than the deliver task's execution_timeout (12 h)
-
-
-class DeliveryBusy(SeqshareError):
-    """Another delivery of this run to this group is in progress: try again later."""
-
-    retryable = True
-
-
-def acquire_lease(
-    sessions: sessionmaker[Session], *, run_id: str, group: str, holder: str, now: datetime
-) -> None:
-    """Take the (run, group) lease in its own transaction, or raise DeliveryBusy.
-
-    A lease older than LEASE_STALE_AFTER belongs to a delivery that died without releasing it; it is
-    taken over with a compare-and-swap, so two takers cannot both win.
-    """
-    with sessions.begin() as s:
-        run_pk, group_pk = lookup.run(s, run_id).id, lookup.group(s, group).id
-    try:
-        with sessions.begin() as s:
-            s.add(DeliveryLease(run_id=run_pk, group_id=group_pk, holder=holder, acquired_at=now))
-        return
-    except IntegrityError:
-        pass
-    with sessions.begin() as s:
-        current = s.get(DeliveryLease, (run_pk, group_pk))
-        if current is None:
-            raise DeliveryBusy(f"run {run_id} to {group}: the lease changed hands; try again")
-        if current.acquired_at > now - LEASE_STALE_AFTER:
-            raise DeliveryBusy(
-                f"run {run_id} is being delivered to {group} by {current.holder} since "
-                f"{current.acquired_at:%Y-%m-%d %H:%M:%S} UTC; this delivery waits its turn"
-            )
-        taken = s.execute(
-            update(DeliveryLease)
-            .where(
-                DeliveryLease.run_id == run_pk,
-                DeliveryLease.group_id == group_pk,
-                DeliveryLease.holder == current.holder,
-                DeliveryLease.acquired_at == current.acquired_at,
-            )
-            .values(holder=holder, acquired_at=now)
-        ).rowcount
-    if taken != 1:
-        raise DeliveryBusy(f"run {run_id} to {group}: another delivery took over the stale lease first")
-
-
-def break_lease(session: Session, run_id: str, group: str) -> DeliveryLease | None:
-    """Remove the (run, group) lease whoever holds it; returns the lease removed, if there was one.
-
-    For ops, after a delivery was killed outright (OOM, a lost worker) and left its lease: without this,
-    clearing its task only gets `DeliveryBusy` until the lease is LEASE_STALE_AFTER old."""
-    run_pk, group_pk = lookup.run(session, run_id).id, lookup.group(session, group).id
-    lease = session.get(DeliveryLease, (run_pk, group_pk))
-    if lease is not None:
-        session.delete(lease)
-    return lease
-
-
-def release_lease(sessions: sessionmaker[Session], *, run_id: str, group: str, holder: str) -> None:
-    with sessions.begin() as s:
-        run_pk, group_pk = lookup.run(s, run_id).id, lookup.group(s, group).id
-        s.execute(
-            delete(DeliveryLease).where(
-                DeliveryLease.run_id == run_pk,
-                DeliveryLease.group_id == group_pk,
-                DeliveryLease.holder == holder,
-            )
-        )

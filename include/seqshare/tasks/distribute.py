@@ -6,32 +6,20 @@ between calls, so any task can be retried or cleared on its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from seqshare.config import instrument_zone, parallel_connections
-from seqshare.db.engine import make_engine, make_sessions
-from seqshare.delivery.group import GroupReport, deliver_group
 from seqshare.delivery.plan import DeliveryPlan
 from seqshare.errors import InvalidInput
 from seqshare.instants import parse_instant
 from seqshare.runfolder import RunFolder, read_run_folder
-from seqshare.services import runs
+from seqshare.services import ledger, runs
+from seqshare.services.delivery import GroupReport, deliver_group
+from seqshare.tasks import app_sessions
 from seqshare.transfer import Remote
-
-
-@contextmanager
-def app_sessions() -> Iterator[sessionmaker[Session]]:
-    engine = make_engine()
-    try:
-        yield make_sessions(engine)
-    finally:
-        engine.dispose()
 
 
 def parse_override(value: str | None) -> datetime | None:
@@ -97,7 +85,7 @@ def summarise(run_id: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
     """The DAG run's result: what each group got, what the ledger holds now."""
     with app_sessions() as sessions, sessions.begin() as s:
         plan = runs.stored_plan(s, run_id)
-        rows = runs.ledger(s, run_id)
+        rows = ledger.ledger(s, run_id)
     return {
         "run_id": run_id,
         "groups": reports,

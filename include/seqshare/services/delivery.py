@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from seqshare.delivery.plan import MANIFEST, README, DeliveryPlan, GroupPlan, manifest_text, readme_text
 from seqshare.errors import InvalidInput
-from seqshare.services import lookup, runs
+from seqshare.services import leases, lookup
+from seqshare.services import ledger as ledger_service
 from seqshare.transfer import CopyResult, Remote
 from seqshare.transfer.send import FileToSend, put_text, send_files
 
@@ -102,7 +103,7 @@ def deliver_group(
             f"{gp.ftp_dir!r}; nothing is sent (it could be another group's directory now)"
         )
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    runs.acquire_lease(sessions, run_id=plan.run_id, group=group, holder=holder, now=datetime.now(UTC))
+    leases.acquire_lease(sessions, run_id=plan.run_id, group=group, holder=holder, now=datetime.now(UTC))
     try:
         report = _send(
             plan,
@@ -114,7 +115,7 @@ def deliver_group(
             log=log,
         )
     finally:
-        runs.release_lease(sessions, run_id=plan.run_id, group=group, holder=holder)
+        leases.release_lease(sessions, run_id=plan.run_id, group=group, holder=holder)
     return replace(report, seconds=time.monotonic() - started)
 
 
@@ -130,14 +131,14 @@ def _send(
 ) -> GroupReport:
     group = gp.group
     with sessions.begin() as s:
-        delivered = runs.delivered_md5s(s, plan.run_id, group)
+        delivered = ledger_service.delivered_md5s(s, plan.run_id, group)
     todo = files_to_send(plan, group, delivered)
     pool_of = {f.remote_path: f.pool for f in gp.files}
     counts = {"sent": 0, "skipped": 0, "bytes": 0}
 
     def on_sent(f: FileToSend, result: CopyResult) -> None:
         with sessions.begin() as s:
-            runs.record_delivery(
+            ledger_service.record_delivery(
                 s,
                 run_id=plan.run_id,
                 group=group,
@@ -158,8 +159,8 @@ def _send(
     send_files(todo, connect, parallel=parallel, mtime=delivered_at, on_sent=on_sent)
 
     with sessions.begin() as s:
-        ledger = {row.remote_path: row for row in runs.ledger(s, plan.run_id) if row.group == group}
-        ttl = runs.group_ttl(s, group)
+        ledger = {row.remote_path: row for row in ledger_service.ledger(s, plan.run_id) if row.group == group}
+        ttl = ledger_service.group_ttl(s, group)
     remote = connect()
     try:
         for pool in gp.pools:

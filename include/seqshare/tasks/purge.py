@@ -7,10 +7,10 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from seqshare.delivery.tasks import app_sessions
 from seqshare.purge.group import purge_group
+from seqshare.services import ledger as delivered
 from seqshare.services import purge as ledger
-from seqshare.services import runs
+from seqshare.tasks import app_sessions
 from seqshare.transfer import Guard, Remote
 
 
@@ -33,7 +33,7 @@ def purge(
     now = datetime.now(UTC)
     with app_sessions() as sessions:
         with sessions.begin() as s:
-            ttl = runs.group_ttl(s, group)
+            ttl = delivered.group_ttl(s, group)
             others = frozenset(d for name, d in ledger.external_groups(s) if name != group)
         remote = connect(Guard(dry_run=dry_run))
         try:

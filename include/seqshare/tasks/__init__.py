@@ -1,0 +1,25 @@
+"""The bodies of the DAGs' tasks and of the matching CLI commands: plain functions over JSON-able values.
+
+They sit above the services (which sit above the pure rules in `delivery/` and `purge/`); the DAG files
+in `dags/` call exactly one of them per task. Each opens the application database itself and holds no
+state between calls, so any task can be retried or cleared on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from seqshare.db.engine import make_engine, make_sessions
+
+
+@contextmanager
+def app_sessions() -> Iterator[sessionmaker[Session]]:
+    """The application database (SEQSHARE_DATABASE_URL), never Airflow's; disposed after the task."""
+    engine = make_engine()
+    try:
+        yield make_sessions(engine)
+    finally:
+        engine.dispose()
