@@ -38,13 +38,13 @@ class SourceVersion:
     def changes_to(self, later: SourceVersion) -> str | None:
         """How `later` differs, in words; None when it is the same version."""
         if (later.inode, later.device) != (self.inode, self.device):
-            return f"replaced at its path by another file (inode {self.inode} → {later.inode})"
+            return f"replaced at its path by another file, inode {self.inode} → {later.inode}"
         if later.size != self.size:
-            return f"modified in place ({self.size} → {later.size} bytes)"
+            return f"modified in place, {self.size} → {later.size} bytes"
         if later.mtime_ns != self.mtime_ns:
-            return "modified in place (same size, new mtime)"
+            return "modified in place, same size, new mtime"
         if later.ctime_ns != self.ctime_ns:
-            return "its ctime changed (same size and mtime: rewritten with the mtime put back, or re-linked)"
+            return "its ctime changed, same size and mtime: rewritten with the mtime put back, or re-linked"
         return None
 
     def check_unchanged(self, path: str, fileno: int) -> None:
@@ -62,6 +62,6 @@ class SourceVersion:
 
 def changed_while_read(path: str, change: str) -> SourceChangedWhileRead:
     return SourceChangedWhileRead(
-        f"{path} changed while it was read ({change}): the copy was discarded, nothing was delivered or "
-        "recorded; it is tried again, and if it is still being written, deliver it once it is complete"
+        f"{path} changed while it was read ({change}); the copy was discarded and nothing was delivered or "
+        "recorded; a later try sends it whole once nothing writes to it"
     )
