@@ -175,15 +175,17 @@ def copy_file(
       their offsets into the one partial (paramiko encrypts at about one core per connection, and one
       connection waits on the server's window; see bench/README.md). The checks before the rename are the
       same.
+    A source that changed while it was read (here or while compared with a same-size file not in the
+    ledger) raises `SourceChangedWhileRead`, retryable, and leaves nothing on the remote.
     Dry-run remotes (`remote.guard.dry_run`) only plan: the copy is recorded and nothing is written.
     """
     started = time.monotonic()
-    local_path = os.fspath(local_path)
-    with open(local_path, "rb") as source:
+    path = os.fspath(local_path)
+    with open(path, "rb") as source:
         before = SourceVersion.of_open(source.fileno())  # before the first read; compared after the last
 
         def check_unchanged() -> None:
-            before.check_unchanged(local_path, source.fileno())
+            before.check_unchanged(path, source.fileno())
 
         skipped = _check_existing(
             remote, remote_path, source, before.size, expected_md5, delivered_md5, check_unchanged
@@ -195,7 +197,7 @@ def copy_file(
             return CopyResult(remote_path, before.size, expected_md5, skipped=False, dry_run=True)
         return _upload(
             source,
-            local_path,
+            path,
             before.size,
             check_unchanged,
             remote,
