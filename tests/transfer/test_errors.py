@@ -22,12 +22,14 @@ from seqshare.transfer import (
     call_with_retry,
     is_retryable,
 )
+from seqshare.transfer.errors import SourceChangedWhileRead
 from seqshare.transfer.sftp import _status_error
 
 RETRYABLE = [
     DeliveryBusy("another DAG run is delivering this run to this group"),
     ConnectionLost("dropped"),
     CorruptedTransfer("sizes differ"),
+    SourceChangedWhileRead("x.fastq.gz changed while it was read"),  # a file still being written settles
     EOFError(),
     ConnectionResetError(errno.ECONNRESET, "reset"),
     BrokenPipeError(errno.EPIPE, "pipe"),

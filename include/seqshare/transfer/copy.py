@@ -3,9 +3,12 @@
 The bytes go to `.<name>.partial` beside the destination, are hashed (md5) in the same single read pass,
 the remote size is compared with the local one, the delivery time is set as mtime, and only then is the
 partial renamed into place (a rename that never replaces). The final name is therefore never visible
-while incomplete. Any failure removes the partial when the connection still allows it; a leftover partial
-from an earlier run is removed and the upload restarted from scratch (no resume: a resumed file would need
-the earlier bytes re-read to hash them, which costs as much as sending them again over loopback/LAN).
+while incomplete. Nor does a source that changed while it was read (`seqshare.transfer.source`: its size,
+mtime, ctime or inode before the first read and after the last): the partial is discarded and
+`SourceChangedWhileRead` raised, which is retryable. Any failure removes the partial when the connection
+still allows it; a leftover partial from an earlier run is removed and the upload restarted from scratch
+(no resume: a resumed file would need the earlier bytes re-read to hash them, which costs as much as
+sending them again over loopback/LAN).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from seqshare.transfer.errors import CorruptedTransfer, DestinationConflict, Sou
 from seqshare.transfer.guard import Action
 from seqshare.transfer.paths import split_parent
 from seqshare.transfer.remote import Remote
+from seqshare.transfer.source import SourceVersion, changed_while_read
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +104,11 @@ def _md5_of(stream: BinaryIO) -> str:
 def _check_existing(
     remote: Remote,
     remote_path: str,
-    local_path: str,
+    source: BinaryIO,
     size: int,
     expected_md5: str | None,
     delivered_md5: str | None,
+    check_unchanged: Callable[[], None],
 ) -> CopyResult | None:
     existing = remote.stat(remote_path)
     if existing is None:
@@ -126,11 +131,12 @@ def _check_existing(
         )
     if delivered_md5 is None:
         # Not in our ledger (a crash between rename and record, or a file put there by someone else):
-        # same size proves nothing, so compare the bytes before calling it delivered.
-        with open(local_path, "rb") as local:
-            local_md5 = _md5_of(local)
+        # same size proves nothing, so compare the bytes before calling it delivered. A source that
+        # changed meanwhile makes either answer (and the md5 the ledger would record) unreliable.
+        local_md5 = _md5_of(source)
         with remote.open_read(remote_path) as theirs:
             remote_md5 = _md5_of(theirs)
+        check_unchanged()
         if local_md5 != remote_md5:
             raise DestinationConflict(
                 f"{remote_path!r} exists on the remote with the same size but other content "
@@ -169,21 +175,64 @@ def copy_file(
       their offsets into the one partial (paramiko encrypts at about one core per connection, and one
       connection waits on the server's window; see bench/README.md). The checks before the rename are the
       same.
+    A source that changed while it was read (here or while compared with a same-size file not in the
+    ledger) raises `SourceChangedWhileRead`, retryable, and leaves nothing on the remote.
     Dry-run remotes (`remote.guard.dry_run`) only plan: the copy is recorded and nothing is written.
     """
     started = time.monotonic()
-    local_path = os.fspath(local_path)
-    size = os.stat(local_path).st_size
+    path = os.fspath(local_path)
+    with open(path, "rb") as source:
+        before = SourceVersion.of_open(source.fileno())  # before the first read; compared after the last
+
+        def check_unchanged() -> None:
+            before.check_unchanged(path, source.fileno())
+
+        skipped = _check_existing(
+            remote, remote_path, source, before.size, expected_md5, delivered_md5, check_unchanged
+        )
+        if skipped is not None:
+            return skipped
+        if remote.guard.dry_run:
+            remote.guard.allow(Action.WRITE, remote_path)
+            return CopyResult(remote_path, before.size, expected_md5, skipped=False, dry_run=True)
+        return _upload(
+            source,
+            path,
+            before.size,
+            check_unchanged,
+            remote,
+            remote_path,
+            expected_md5=expected_md5,
+            mtime=mtime,
+            compute_md5=compute_md5,
+            hash_in_thread=hash_in_thread,
+            chunk_size=chunk_size,
+            progress=progress,
+            helpers=helpers,
+            started=started,
+        )
+
+
+def _upload(
+    source: BinaryIO,
+    local_path: str,
+    size: int,
+    check_unchanged: Callable[[], None],
+    remote: Remote,
+    remote_path: str,
+    *,
+    expected_md5: str | None,
+    mtime: datetime | None,
+    compute_md5: bool,
+    hash_in_thread: bool,
+    chunk_size: int,
+    progress: Callable[[int], None] | None,
+    helpers: Sequence[Remote],
+    started: float,
+) -> CopyResult:
+    """The upload proper: partial, one read and hash pass, the checks, then the rename."""
     partial = partial_path(remote_path)
     parent, _ = split_parent(remote_path)
-
-    skipped = _check_existing(remote, remote_path, local_path, size, expected_md5, delivered_md5)
-    if skipped is not None:
-        return skipped
-    if remote.guard.dry_run:
-        remote.guard.allow(Action.WRITE, remote_path)
-        return CopyResult(remote_path, size, expected_md5, skipped=False, dry_run=True)
-
     remote.makedirs(parent)
     stale = remote.stat(partial)
     if stale is not None:
@@ -193,17 +242,17 @@ def copy_file(
 
     created = False
     try:
-        with open(local_path, "rb") as source:
-            out = remote.open_write(partial)
-            created = True
-            if helpers and size > chunk_size:
-                outs = _open_helpers(out, helpers, partial)
-                sent, md5 = _stream_split(source, outs, compute_md5, chunk_size, progress)
-            else:
-                with out:
-                    sent, md5 = _stream(source, out, compute_md5, hash_in_thread, chunk_size, progress)
+        out = remote.open_write(partial)
+        created = True
+        if helpers and size > chunk_size:
+            outs = _open_helpers(out, helpers, partial)
+            sent, md5 = _stream_split(source, outs, compute_md5, chunk_size, progress)
+        else:
+            with out:
+                sent, md5 = _stream(source, out, compute_md5, hash_in_thread, chunk_size, progress)
+        check_unchanged()  # after the last read, before anything vouches for the bytes sent
         if sent != size:
-            raise SourceChanged(f"{local_path} changed while it was read: {size} bytes at start, {sent} read")
+            raise changed_while_read(local_path, f"{size} bytes at the start, {sent} read")
         if expected_md5 and md5 and md5.lower() != expected_md5.lower():
             raise SourceChanged(f"{local_path} has md5 {md5}, the ledger expects {expected_md5}")
         uploaded = remote.stat(partial)

@@ -54,6 +54,18 @@ class SourceChanged(TransferError):
     """The local file's md5 is not the one the ledger expects (the source changed or is damaged)."""
 
 
+class SourceChangedWhileRead(SourceChanged):
+    """The local file changed while it was read (size, mtime, ctime, or another file now at its path), so
+    the bytes sent may mix two versions; the copy was discarded and nothing was recorded.
+
+    Retryable: a file still being written settles, and a later try reads one whole version; since nothing
+    was delivered or recorded, trying again is safe. A file that never settles fails once the bounded
+    retries (in `send_files`, then Airflow's) are used up.
+    """
+
+    retryable = True
+
+
 class NoSpace(TransferError, OSError):
     """The server reports it is out of space or quota."""
 
@@ -88,6 +100,7 @@ def is_retryable(exc: BaseException) -> bool:
     """Decide, in one place, whether retrying the operation (on a fresh connection) can help.
 
     Yes: dropped/refused/timed-out connections, EOF, socket errors, paramiko transport errors.
+    Also yes: a source file that changed while it was read (it may still be being written, and settle).
     No: host key mismatch, authentication, permission denied, no space, conflicts, bad paths, a source file
     that does not match the ledger, and any status the SFTP server answered deliberately.
     """

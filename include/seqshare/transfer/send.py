@@ -13,6 +13,8 @@
 - Retryable errors (`is_retryable`) drop that worker's connection, and the file is retried on a fresh one
   with backoff; non-retryable errors (a conflicting destination, permission denied, no space…) are recorded
   for that file without retrying, and the other files carry on. At the end `SendFailed` lists every failure.
+- A source that changed while it was read (`SourceChangedWhileRead`: the copy discarded, nothing recorded)
+  is retried the same way but on the same connection: a file still being written may settle meanwhile.
 - A connection that cannot be made for a non-retryable reason (host key mismatch, authentication refused, bad
   key file) stops the whole run at once: every file not yet sent is reported failed, none is tried.
 - `on_sent(file, result)` runs in the **calling** thread as each file completes (or is skipped), so the caller
@@ -35,7 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from seqshare.transfer.copy import CopyResult, copy_file, partial_path
-from seqshare.transfer.errors import DestinationConflict, TransferError, call_with_retry, is_retryable
+from seqshare.transfer.errors import (
+    DestinationConflict,
+    SourceChangedWhileRead,
+    TransferError,
+    call_with_retry,
+    is_retryable,
+)
 from seqshare.transfer.guard import Guard
 from seqshare.transfer.paths import check_path, split_parent
 from seqshare.transfer.remote import Remote
@@ -208,7 +216,8 @@ def send_files(
 
         def on_retry(attempt: int, exc: BaseException, delay: float) -> None:
             log.warning("retrying after %s (attempt %d, in %.1f s)", _describe(exc), attempt, delay)
-            drop()
+            if not isinstance(exc, SourceChangedWhileRead):  # the connection itself is fine then
+                drop()
 
         try:
             while not stop.is_set():
