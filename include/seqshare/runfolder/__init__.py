@@ -12,9 +12,9 @@ Where output and sheet are looked for: :mod:`seqshare.runfolder.layout`; complet
 """
 
 from seqshare.runfolder.errors import RunFolderError
-from seqshare.runfolder.layout import Layout
+from seqshare.runfolder.layout import Layout, OutputSearch
 from seqshare.runfolder.models import RunFile, RunFolder, Sample
-from seqshare.runfolder.reader import POOL_ID, is_complete, read_run_folder
+from seqshare.runfolder.reader import POOL_ID, awaiting, is_complete, read_run_folder
 from seqshare.runfolder.runinfo import (
     ReadSpec,
     RunInfo,
@@ -27,6 +27,7 @@ from seqshare.runfolder.samplesheet import SampleSheet, SheetRow, read_sample_sh
 __all__ = [
     "POOL_ID",
     "Layout",
+    "OutputSearch",
     "ReadSpec",
     "RunFile",
     "RunFolder",
@@ -35,6 +36,7 @@ __all__ = [
     "Sample",
     "SampleSheet",
     "SheetRow",
+    "awaiting",
     "is_complete",
     "parse_run_info_xml",
     "parse_run_parameters_xml",
