@@ -250,7 +250,8 @@ def within(areas: tuple[Path, ...], path: Path, what: str) -> Path:
     folder, both resolved), after following every symlink."""
     resolved = path.resolve()
     if not any(resolved.is_relative_to(area) for area in areas):
-        where = " or ".join(str(a) for a in dict.fromkeys(areas))
+        outer = [a for a in dict.fromkeys(areas) if not any(a != b and a.is_relative_to(b) for b in areas)]
+        where = " or ".join(str(a) for a in outer)
         raise RunFolderError(path, f"{what} is a symlink leaving {where}, to {resolved}")
     return resolved
 
