@@ -113,7 +113,7 @@ def read_run_folder(
         within((root, output.path), sheet_path, "sample sheet")
     sheet = read_sample_sheet(sheet_path)
     samples = _samples(sheet, info.lanes)
-    found = scan_fastqs(root, output.path, (root, output.path))
+    found = scan_fastqs(root, output.path, _areas(root, output.path, search, info.run_id))
     owners, undetermined = _assign(sheet_path, samples, found, output.layout)
     _check_complete(sheet_path, samples, owners)
     by_pool: dict[str, list[RunFile]] = defaultdict(list)
@@ -149,6 +149,13 @@ def _run_id(root: Path) -> str:
     if not run_id:
         raise RunFolderError(root / RUN_INFO, "RunInfo.xml has no Run Id")
     return run_id
+
+
+def _areas(root: Path, out: Path, search: OutputSearch, run_id: str) -> tuple[Path, ...]:
+    """Where a fastq symlink may point: the run folder, its output folder, and the run's folder under
+    ``SEQSHARE_OUTPUT_ROOT`` (links from the run folder to a demultiplexing disk)."""
+    keyed = search.root_for(run_id).resolve() if search.root is not None else None
+    return (root, out) if keyed is None else (root, out, keyed)
 
 
 def _relative(root: Path, path: Path) -> PurePosixPath:
