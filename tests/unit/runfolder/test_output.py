@@ -168,5 +168,5 @@ def test_bcl_convert_running_waits_for_its_markers(tmp_path):
     [(("/abs",), None), (("../up",), None), (("",), None), (("default",), "relative/demux"), ((), "/d/{x}")],
 )
 def test_a_bad_search_is_refused(patterns, root):
-    with pytest.raises(ValueError, match="output (pattern|root)"):
+    with pytest.raises(ValueError, match=r"output (pattern|root)"):
         OutputSearch(patterns=patterns or ("default",), root=root)
