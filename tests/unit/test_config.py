@@ -53,7 +53,7 @@ def test_output_search_default_patterns_and_root(monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("SEQSHARE_OUTPUT_PATTERNS", "/abs/out", "must be relative to the run folder"),
+        ("SEQSHARE_OUTPUT_PATTERNS", "/abs/out", "must name folders relative to the run folder"),
         ("SEQSHARE_OUTPUT_PATTERNS", "Unaligned,../other_run/Unaligned", "without .."),
         ("SEQSHARE_OUTPUT_ROOT", "demux", "must be an absolute path"),
         ("SEQSHARE_OUTPUT_ROOT", "/demux/{flowcell}", "only {run_id} is replaced"),

@@ -7,8 +7,10 @@ Pure Python and free of Airflow and the database, so scanners, DAGs and the CLI 
         run = read_run_folder(run_dir)          # raises RunFolderError, never a half result
         for pool_id, files in run.pool_files.items(): ...
 
-Where output and sheet are looked for: :mod:`seqshare.runfolder.layout`; completion markers:
-:mod:`seqshare.runfolder.completion`; start-time precedence: :mod:`seqshare.runfolder.runinfo`.
+``awaiting(run_dir)`` says what an incomplete folder waits for. Where output and sheet are looked for
+(settings ``SEQSHARE_OUTPUT_PATTERNS`` / ``SEQSHARE_OUTPUT_ROOT``, the ``output_dir`` argument):
+:mod:`seqshare.runfolder.layout`; which links are accepted: :mod:`seqshare.runfolder.files`; completion
+markers: :mod:`seqshare.runfolder.completion`; start-time precedence: :mod:`seqshare.runfolder.runinfo`.
 """
 
 from seqshare.runfolder.errors import RunFolderError

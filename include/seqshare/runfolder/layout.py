@@ -82,8 +82,10 @@ class OutputSearch:
     def __post_init__(self) -> None:
         for pattern in self.patterns:
             parts = Path(pattern).parts
-            if not pattern or Path(pattern).is_absolute() or ".." in parts:
-                raise ValueError(f"output pattern {pattern!r} must be relative to the run folder, without ..")
+            if not parts or Path(pattern).is_absolute() or ".." in parts:
+                raise ValueError(
+                    f"output pattern {pattern!r} must name folders relative to the run folder, without .."
+                )
         if self.root is not None:
             fields = {f for _, f, _, _ in string.Formatter().parse(self.root) if f is not None}
             if not Path(self.root).is_absolute() or fields - {"run_id"}:

@@ -165,7 +165,14 @@ def test_bcl_convert_running_waits_for_its_markers(tmp_path):
 
 @pytest.mark.parametrize(
     ("patterns", "root"),
-    [(("/abs",), None), (("../up",), None), (("",), None), (("default",), "relative/demux"), ((), "/d/{x}")],
+    [
+        (("/abs",), None),
+        (("../up",), None),
+        (("",), None),
+        ((".",), None),
+        (("default",), "relative/demux"),
+        ((), "/d/{x}"),
+    ],
 )
 def test_a_bad_search_is_refused(patterns, root):
     with pytest.raises(ValueError, match=r"output (pattern|root)"):
