@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from seqshare.runfolder import OutputSearch, RunFolderError, awaiting, is_complete, read_run_folder
+from seqshare.runfolder import OutputSearch, RunFolderError, awaiting, is_complete, read_run_folder, reader
 from tests.unit.runfolder.builders import NOVASEQ6000, fastqs, run_folder, touch
 from tests.unit.runfolder.test_reader import R_AND_I, V2_SHEET, bclconvert_run, files_of
 
@@ -177,3 +177,16 @@ def test_bcl_convert_running_waits_for_its_markers(tmp_path):
 def test_a_bad_search_is_refused(patterns, root):
     with pytest.raises(ValueError, match=r"output (pattern|root)"):
         OutputSearch(patterns=patterns or ("default",), root=root)
+
+
+def test_is_complete_never_raises_whatever_reading_the_folder_raises(tmp_path, monkeypatch):
+    run, _, _ = bclconvert_run(tmp_path)
+    assert is_complete(run)
+
+    def hostile(*_args, **_kwargs):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(reader, "find_output", hostile)
+    assert is_complete(run) is False
+    with pytest.raises(RecursionError):
+        awaiting(run)  # the scanner's call: it logs the reason on one line and goes on
