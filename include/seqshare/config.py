@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from seqshare.errors import InvalidInput
+from seqshare.errors import InvalidInput, quote
+
+if TYPE_CHECKING:
+    from seqshare.runfolder.layout import OutputSearch
 
 DATABASE_URL_ENV = "SEQSHARE_DATABASE_URL"
 HOME_ENV = "SEQSHARE_HOME"
@@ -75,3 +80,30 @@ def owner_receives_own() -> bool:
     if value in ("0", "off", "false", "no"):
         return False
     raise InvalidInput(f"{OWNER_DELIVERY_ENV}={value!r}: give on or off")
+
+
+OUTPUT_PATTERNS_ENV = "SEQSHARE_OUTPUT_PATTERNS"
+OUTPUT_ROOT_ENV = "SEQSHARE_OUTPUT_ROOT"
+
+
+def output_search() -> OutputSearch:
+    """Where a run folder's demultiplexed output is looked for when no ``output_dir`` is given.
+
+    `SEQSHARE_OUTPUT_ROOT`: a folder keyed by run id outside the run folders (`/demux` means
+    `/demux/<run id>`; `{run_id}` places it, `/demux/{run_id}/fastq`); when set, the only place looked at.
+    `SEQSHARE_OUTPUT_PATTERNS`: glob patterns relative to the run folder, separated by `,` or `:`; the
+    word `default` is the built-in search (also the default). See `seqshare.runfolder.layout`.
+    """
+    from seqshare.runfolder.layout import DEFAULT_SEARCH, OutputSearch  # runfolder imports this module
+
+    value = os.environ.get(OUTPUT_PATTERNS_ENV) or ""
+    patterns = tuple(p.strip() for p in re.split(r"[,:]", value) if p.strip()) or (DEFAULT_SEARCH,)
+    root = (os.environ.get(OUTPUT_ROOT_ENV) or "").strip() or None
+    try:
+        OutputSearch(patterns=patterns)
+    except ValueError as exc:
+        raise InvalidInput(f"{OUTPUT_PATTERNS_ENV}={quote(value)}: {exc}") from None
+    try:
+        return OutputSearch(patterns=patterns, root=root)
+    except ValueError as exc:
+        raise InvalidInput(f"{OUTPUT_ROOT_ENV}={quote(root)}: {exc}") from None

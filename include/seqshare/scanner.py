@@ -14,7 +14,13 @@ Rules:
   it is fixed;
 - two folders with the same run id (a copy, a re-demultiplexing next to the original) are both skipped
   with an error: which one to deliver is an operator's decision, never a guess;
-- an unreadable root or folder is logged and skipped; the scan itself never fails because of one folder.
+- an unreadable root or folder is logged and skipped; the scan itself never fails because of one folder:
+  a folder that cannot be judged (a failed run, several outputs, a malformed or hostile instrument file,
+  anything raised while reading it) is logged on one line naming the folder and the reason, and the
+  other folders are scanned as usual;
+- where each run's demultiplexed output is, is read once per scan from the settings
+  (``seqshare.config.output_search``: ``SEQSHARE_OUTPUT_PATTERNS``, ``SEQSHARE_OUTPUT_ROOT``); a bad
+  setting fails the scan, since it would hide every run.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from seqshare.runfolder import RunFolderError, is_complete, read_run_info
+from seqshare import config
+from seqshare.errors import SeqshareError
+from seqshare.runfolder import OutputSearch, awaiting, read_run_info
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +55,16 @@ class FoundRun:
     run_id: str
 
 
-def find_completed_runs(roots: Iterable[Path | str]) -> list[FoundRun]:
-    """Complete run folders directly under ``roots``, sorted by run id. Never raises for one bad folder."""
+def find_completed_runs(roots: Iterable[Path | str], search: OutputSearch | None = None) -> list[FoundRun]:
+    """Complete run folders directly under ``roots``, sorted by run id. Never raises for one bad folder.
+
+    ``search`` (where the output is) defaults to the settings; a bad setting raises InvalidInput.
+    """
+    search = config.output_search() if search is None else search
     found: dict[str, list[FoundRun]] = {}
     for root in roots:
         for folder in _subfolders(Path(root)):
-            run = _completed_run(folder)
+            run = _completed_run(folder, search)
             if run is not None:
                 found.setdefault(run.run_id, []).append(run)
     runs = []
@@ -87,15 +99,26 @@ def _subfolders(root: Path) -> list[Path]:
     return folders
 
 
-def _completed_run(folder: Path) -> FoundRun | None:
-    if not is_complete(folder):
-        return None
+def _completed_run(folder: Path, search: OutputSearch) -> FoundRun | None:
+    """The folder's run when it is complete; None, with one log line when it cannot be judged."""
     try:
+        if awaiting(folder, search=search) is not None:
+            return None
         info = read_run_info(folder)
-    except (RunFolderError, OSError) as exc:
-        log.warning("skipping complete-looking run folder %s: %s", folder, exc)
+    except (SeqshareError, OSError) as exc:
+        log.warning("skipping run folder %s: %s", folder, _one_line(exc))
+        return None
+    except Exception as exc:  # a hostile folder must not stop the scan of every other run
+        log.error(
+            "skipping run folder %s: cannot judge it: %s: %s", folder, type(exc).__name__, _one_line(exc)
+        )
         return None
     return FoundRun(run_folder=str(folder), run_id=info.run_id)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "no detail"
+    return text if len(text) <= 300 else text[:300] + "..."
 
 
 def dag_run_id_for(run_id: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from seqshare import scanner
+from seqshare.errors import InvalidInput
 from seqshare.scanner import FoundRun, dag_run_id_for, find_completed_runs, run_roots_from_env
 from tests.unit.runfolder.builders import HISEQ4000, MISEQ, NOVASEQ6000, NOVASEQX, run_folder, touch
 
@@ -130,6 +131,81 @@ def test_roots_may_be_given_as_strings_and_relative_paths_become_absolute(tmp_pa
     touch(run / "BCLConvert" / "Reports" / "fastq_list.csv", "RGID\n")
 
     assert find_completed_runs(["."]) == [FoundRun(str(run), NOVASEQX.name)]
+
+
+def test_a_folder_that_raises_anything_is_logged_on_one_line_and_the_others_still_found(
+    tmp_path, monkeypatch, caplog
+):
+    """LaneCount="999999999" once exhausted memory while reading RunInfo.xml, and stopped every scan."""
+    hostile = complete_run(tmp_path, NOVASEQ6000)
+    good = complete_run(tmp_path, MISEQ)
+    real_read_run_info = scanner.read_run_info
+
+    def read_run_info(run_dir: Path):
+        if run_dir == hostile:
+            raise MemoryError("LaneCount 999999999")
+        return real_read_run_info(run_dir)
+
+    monkeypatch.setattr(scanner, "read_run_info", read_run_info)
+    with caplog.at_level(logging.WARNING, logger="seqshare.scanner"):
+        found = find_completed_runs([tmp_path])
+
+    assert found == [FoundRun(str(good), MISEQ.name)]
+    (line,) = [r.getMessage() for r in caplog.records if str(hostile) in r.getMessage()]
+    assert line == f"skipping run folder {hostile}: cannot judge it: MemoryError: LaneCount 999999999"
+
+
+def test_a_failed_or_ambiguous_folder_is_reported_on_every_scan_not_silently_ignored(tmp_path, caplog):
+    failed = complete_run(tmp_path, NOVASEQX)
+    touch(
+        failed / "RunCompletionStatus.xml",
+        "<RunCompletionStatus><RunStatus>RunErrored</RunStatus></RunCompletionStatus>",
+    )
+    ambiguous = complete_run(tmp_path, NOVASEQ6000)
+    touch(ambiguous / "Unaligned" / "Stats" / "Stats.json", "{}")
+    good = complete_run(tmp_path, MISEQ)
+
+    with caplog.at_level(logging.WARNING, logger="seqshare.scanner"):
+        found = find_completed_runs([tmp_path])
+
+    assert found == [FoundRun(str(good), MISEQ.name)]
+    messages = [r.getMessage() for r in caplog.records]
+    assert (
+        f"skipping run folder {failed}: {failed / 'RunCompletionStatus.xml'}: run did not complete: "
+        "RunStatus is 'RunErrored'" in messages
+    )
+    assert any(
+        m.startswith(f"skipping run folder {ambiguous}: {ambiguous}: several demultiplexed") for m in messages
+    )
+    assert all("\n" not in m for m in messages)
+
+
+def test_instrument_xml_nested_10000_deep_is_skipped_with_the_file_named(tmp_path, caplog):
+    deep = complete_run(tmp_path, NOVASEQ6000)
+    (deep / "RunInfo.xml").write_bytes(b"<RunInfo>" + b"<Run>" * 10_000 + b"</Run>" * 10_000 + b"</RunInfo>")
+    good = complete_run(tmp_path, MISEQ)
+
+    with caplog.at_level(logging.WARNING, logger="seqshare.scanner"):
+        assert find_completed_runs([tmp_path]) == [FoundRun(str(good), MISEQ.name)]
+    assert f"{deep / 'RunInfo.xml'}:1: elements nested more than 100 levels deep" in caplog.text
+
+
+def test_the_output_root_setting_is_used_and_a_bad_one_fails_the_scan(tmp_path, monkeypatch):
+    runs, demux = tmp_path / "runs", tmp_path / "demux"
+    runs.mkdir()
+    demux.mkdir()
+    run = complete_run(runs, NOVASEQ6000)
+    shutil.move(run / "BCLConvert", demux / NOVASEQ6000.name)
+    assert find_completed_runs([runs]) == []
+
+    monkeypatch.setenv("SEQSHARE_OUTPUT_ROOT", str(demux))
+    assert find_completed_runs([runs]) == [FoundRun(str(run), NOVASEQ6000.name)]
+
+    monkeypatch.setenv("SEQSHARE_OUTPUT_ROOT", "demux")
+    with pytest.raises(
+        InvalidInput, match=r"^SEQSHARE_OUTPUT_ROOT='demux': output root 'demux' must be an absolute path"
+    ):
+        find_completed_runs([runs])
 
 
 # -- DAG run ids ------------------------------------------------------------------------------------

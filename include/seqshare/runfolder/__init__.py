@@ -7,14 +7,16 @@ Pure Python and free of Airflow and the database, so scanners, DAGs and the CLI 
         run = read_run_folder(run_dir)          # raises RunFolderError, never a half result
         for pool_id, files in run.pool_files.items(): ...
 
-Where output and sheet are looked for: :mod:`seqshare.runfolder.layout`; completion markers:
-:mod:`seqshare.runfolder.completion`; start-time precedence: :mod:`seqshare.runfolder.runinfo`.
+``awaiting(run_dir)`` says what an incomplete folder waits for. Where output and sheet are looked for
+(settings ``SEQSHARE_OUTPUT_PATTERNS`` / ``SEQSHARE_OUTPUT_ROOT``, the ``output_dir`` argument):
+:mod:`seqshare.runfolder.layout`; which links are accepted: :mod:`seqshare.runfolder.files`; completion
+markers: :mod:`seqshare.runfolder.completion`; start-time precedence: :mod:`seqshare.runfolder.runinfo`.
 """
 
 from seqshare.runfolder.errors import RunFolderError
-from seqshare.runfolder.layout import Layout
+from seqshare.runfolder.layout import Layout, OutputSearch
 from seqshare.runfolder.models import RunFile, RunFolder, Sample
-from seqshare.runfolder.reader import POOL_ID, is_complete, read_run_folder
+from seqshare.runfolder.reader import POOL_ID, awaiting, is_complete, read_run_folder
 from seqshare.runfolder.runinfo import (
     ReadSpec,
     RunInfo,
@@ -27,6 +29,7 @@ from seqshare.runfolder.samplesheet import SampleSheet, SheetRow, read_sample_sh
 __all__ = [
     "POOL_ID",
     "Layout",
+    "OutputSearch",
     "ReadSpec",
     "RunFile",
     "RunFolder",
@@ -35,6 +38,7 @@ __all__ = [
     "Sample",
     "SampleSheet",
     "SheetRow",
+    "awaiting",
     "is_complete",
     "parse_run_info_xml",
     "parse_run_parameters_xml",

@@ -11,7 +11,8 @@ single space, and is not read).
 Demultiplexing (see :mod:`seqshare.runfolder.layout` for where the output is):
 BCL Convert ``<out>/Logs/FastqComplete.txt`` or ``<out>/Reports/fastq_list.csv``; bcl2fastq
 ``<out>/Stats/Stats.json``; NovaSeq X onboard ``Analysis/<n>/CopyComplete.txt`` and
-``Analysis/<n>/Data/Secondary_Analysis_Complete.txt``.
+``Analysis/<n>/Data/Secondary_Analysis_Complete.txt``. Output with fastq files but no finishing marker
+yet (BCL Convert's ``Logs/`` or bcl2fastq's ``Stats/`` or ``BaseCalls``) waits for that marker.
 """
 
 from __future__ import annotations

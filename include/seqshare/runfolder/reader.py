@@ -22,10 +22,12 @@ from datetime import UTC, tzinfo
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
+from seqshare import config
 from seqshare.runfolder.completion import sequencing_marker
 from seqshare.runfolder.errors import RunFolderError
 from seqshare.runfolder.files import FoundFastq, scan_fastqs
-from seqshare.runfolder.layout import Layout, find_output, find_sample_sheet
+from seqshare.runfolder.instrument_xml import parse_xml
+from seqshare.runfolder.layout import Layout, OutputSearch, find_output, find_sample_sheet, within
 from seqshare.runfolder.models import RunFile, RunFolder, Sample
 from seqshare.runfolder.runinfo import RUN_INFO, find_run_parameters, read_run_info
 from seqshare.runfolder.samplesheet import SampleSheet, read_sample_sheet
@@ -35,20 +37,43 @@ UNDETERMINED = "Undetermined"
 _Key = tuple[tuple[str, ...], str]
 
 
-def is_complete(run_dir: Path, *, output_dir: Path | None = None) -> bool:
-    """True once the instrument and the demultiplexer have both finished writing ``run_dir``.
+def awaiting(
+    run_dir: Path, *, output_dir: Path | None = None, search: OutputSearch | None = None
+) -> str | None:
+    """What ``run_dir`` still waits for (a marker, a file, the output folder), or None once the instrument
+    and the demultiplexer have both finished writing it.
 
-    Never raises: a missing, half-written, failed or ambiguous folder is simply not complete yet.
-    Reading it may still fail on its content (the sample sheet); that is read_run_folder's job.
+    Raises RunFolderError for a folder that cannot be judged as it is (a failed run, several outputs,
+    malformed instrument files): an operator must look at it. ``search`` defaults to the settings
+    (``seqshare.config.output_search``; a bad setting raises InvalidInput).
     """
+    search = config.output_search() if search is None else search
     try:
         root = run_dir.resolve(strict=True)
-        if not (root / RUN_INFO).is_file() or find_run_parameters(root) is None:
-            return False
-        if sequencing_marker(root) is None:
-            return False
-        return find_output(root, output_dir).missing is None
-    except (RunFolderError, OSError):
+    except OSError as exc:
+        raise RunFolderError(run_dir, f"cannot open the run folder: {exc.strerror or exc}") from exc
+    if not (root / RUN_INFO).is_file():
+        return RUN_INFO
+    if find_run_parameters(root) is None:
+        return "RunParameters.xml"
+    if sequencing_marker(root) is None:
+        return "CopyComplete.txt, RTAComplete.txt or RunCompletionStatus.xml"
+    needs_id = search.root is not None or (output_dir is not None and output_dir.is_absolute())
+    run_id = _run_id(root) if needs_id else None
+    return find_output(root, output_dir, search, run_id).missing
+
+
+def is_complete(run_dir: Path, *, output_dir: Path | None = None, search: OutputSearch | None = None) -> bool:
+    """True once the instrument and the demultiplexer have both finished writing ``run_dir``.
+
+    Never raises for anything in the folder: a missing, half-written, failed, ambiguous or malformed
+    folder is simply not complete (:func:`awaiting` says why). Reading it may still fail on its content
+    (the sample sheet); that is read_run_folder's job. A bad setting raises InvalidInput.
+    """
+    search = config.output_search() if search is None else search
+    try:
+        return awaiting(run_dir, output_dir=output_dir, search=search) is None
+    except Exception:  # any folder content, however hostile, only means "not complete"
         return False
 
 
@@ -58,8 +83,14 @@ def read_run_folder(
     output_dir: Path | None = None,
     sample_sheet: Path | None = None,
     local_tz: tzinfo = UTC,
+    search: OutputSearch | None = None,
 ) -> RunFolder:
-    """Read a complete run folder; ``output_dir``/``sample_sheet`` may be relative to it."""
+    """Read a complete run folder; ``output_dir``/``sample_sheet`` may be relative to it.
+
+    ``output_dir`` (the ``distribute_run`` parameter) may also be absolute, anywhere; without it the
+    output is looked for as ``search`` says (default: the settings, ``seqshare.config.output_search``).
+    """
+    search = config.output_search() if search is None else search
     try:
         root = run_dir.resolve(strict=True)
     except OSError as exc:
@@ -70,16 +101,19 @@ def read_run_folder(
         raise RunFolderError(
             root, "sequencing not finished: no CopyComplete.txt, RTAComplete.txt or RunCompletionStatus.xml"
         )
-    output = find_output(root, output_dir)
+    output = find_output(root, output_dir, search, info.run_id)
     if output.missing is not None or output.layout is None:
         raise RunFolderError(output.path, f"demultiplexing not finished: waiting for {output.missing}")
-    if sample_sheet is not None:
-        sheet_path = sample_sheet if sample_sheet.is_absolute() else root / sample_sheet
-    else:
+    if sample_sheet is None:
         sheet_path = find_sample_sheet(root, output)
+    elif sample_sheet.is_absolute():
+        sheet_path = sample_sheet
+    else:
+        sheet_path = root / sample_sheet
+        within((root, output.path), sheet_path, "sample sheet")
     sheet = read_sample_sheet(sheet_path)
     samples = _samples(sheet, info.lanes)
-    found = scan_fastqs(root, output.path)
+    found = scan_fastqs(root, output.path, _areas(root, output.path, search, info.run_id))
     owners, undetermined = _assign(sheet_path, samples, found, output.layout)
     _check_complete(sheet_path, samples, owners)
     by_pool: dict[str, list[RunFile]] = defaultdict(list)
@@ -95,7 +129,7 @@ def read_run_folder(
         completion_marker=marker,
         root=root,
         layout=output.layout,
-        output_dir=PurePosixPath(*output.path.relative_to(root).parts),
+        output_dir=_relative(root, output.path),
         sample_sheet=sheet_path,
         samples=samples,
         pool_files=MappingProxyType(
@@ -106,6 +140,27 @@ def read_run_folder(
         ),
         undetermined=tuple(_run_file(f, None) for f in undetermined),
     )
+
+
+def _run_id(root: Path) -> str:
+    """The run id alone (RunInfo.xml ``Run/@Id``), to find the output keyed by it."""
+    run = parse_xml(root / RUN_INFO).find("Run")
+    run_id = run.get("Id") if run is not None else None
+    if not run_id:
+        raise RunFolderError(root / RUN_INFO, "RunInfo.xml has no Run Id")
+    return run_id
+
+
+def _areas(root: Path, out: Path, search: OutputSearch, run_id: str) -> tuple[Path, ...]:
+    """Where a fastq symlink may point: the run folder, its output folder, and the run's folder under
+    ``SEQSHARE_OUTPUT_ROOT`` (links from the run folder to a demultiplexing disk)."""
+    keyed = search.root_for(run_id).resolve() if search.root is not None else None
+    return (root, out) if keyed is None else (root, out, keyed)
+
+
+def _relative(root: Path, path: Path) -> PurePosixPath:
+    """``path`` relative to the run folder, or absolute when it lies outside (a separate output root)."""
+    return PurePosixPath(*(path.relative_to(root).parts if path.is_relative_to(root) else path.parts))
 
 
 def _samples(sheet: SampleSheet, run_lanes: tuple[int, ...]) -> tuple[Sample, ...]:

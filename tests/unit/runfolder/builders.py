@@ -1,11 +1,11 @@
-"""Build small synthetic run folders in tmp_path from the shared fixtures' XML contents."""
+"""Build small synthetic run folders in tmp_path from the vendored fixtures' XML contents."""
 
 from __future__ import annotations
 
 import gzip
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parents[3] / ".." / "shared" / "fixtures" / "illumina"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "illumina"  # vendored: tests/fixtures/README.md
 
 NOVASEQ6000 = FIXTURES / "novaseq6000" / "231215_A01535_0435_BH23F5DSXC"  # 4 lanes
 NOVASEQX = FIXTURES / "novaseqx" / "231215_LH00444_0031_B222WHFLT4"  # 8 lanes

@@ -305,11 +305,13 @@ def test_symlinked_folder_outside_run_folder(tmp_path):
     assert "symlink points outside the run folder" in str(error_of(run))
 
 
-def test_symlink_inside_run_folder_is_fine(tmp_path):
+def test_symlink_to_the_same_file_moved_inside_run_folder_is_fine(tmp_path):
+    """The file moved to another base (same pool folder, same name) is still that sample's own file."""
     run, pools, _ = bclconvert_run(tmp_path)
     target = run / "BCLConvert" / "SLX-100" / "A_S1_L001_R1_001.fastq.gz"
-    moved = target.rename(run / "moved.fastq.gz.data")
-    target.symlink_to(moved)
+    (run / "moved" / "SLX-100").mkdir(parents=True)
+    moved = target.rename(run / "moved" / "SLX-100" / target.name)
+    target.symlink_to(os.path.relpath(moved, target.parent))
     assert files_of(read_run_folder(run)) == pools
 
 
