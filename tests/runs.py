@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from seqshare.services import sharing
 from tests.world import WORLD, load_world
 
-FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "illumina"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "illumina"
 NOVASEQ6000 = FIXTURES / "novaseq6000" / "231215_A01535_0435_BH23F5DSXC"
 RUN_ID = NOVASEQ6000.name
 SEQUENCED = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)  # registered in the LIMS for RUN_ID
