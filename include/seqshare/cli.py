@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from seqshare.db.engine import make_engine, make_sessions, transaction
 from seqshare.db.models import Run
@@ -59,7 +59,8 @@ def _engine() -> Engine:
 
 
 @contextmanager
-def unit_of_work(*, check_schema: bool = True) -> Iterator[Session]:
+def app_sessions(*, check_schema: bool = True) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the application database, once its schema is known to be current."""
     engine = _engine()
     try:
         if check_schema:
@@ -71,10 +72,15 @@ def unit_of_work(*, check_schema: bool = True) -> Iterator[Session]:
                 raise DatabaseNotReady(
                     f"the database {engine.url.render_as_string()} {state}; run `seqshare db upgrade`"
                 )
-        with transaction(make_sessions(engine)) as session:
-            yield session
+        yield make_sessions(engine)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def unit_of_work(*, check_schema: bool = True) -> Iterator[Session]:
+    with app_sessions(check_schema=check_schema) as sessions, transaction(sessions) as session:
+        yield session
 
 
 def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
@@ -195,16 +201,16 @@ def share_set(
     as_json: JsonOpt = False,
 ) -> None:
     """Set Sharing: share the project with exactly these groups."""
-    with unit_of_work() as session:
-        change = sharing.set_sharing(session, project=project, groups=groups, actor=actor, now=now())
+    with app_sessions() as sessions:  # its own transactions: it retries a change that lost a race
+        change = sharing.set_sharing_now(sessions, project=project, groups=groups, actor=actor, clock=now)
     _print_change(change, as_json)
 
 
 @share_app.command("clear")
 def share_clear(project: str, actor: AsUser, as_json: JsonOpt = False) -> None:
     """Do Not Share: stop sharing the project with any group."""
-    with unit_of_work() as session:
-        change = sharing.clear_sharing(session, project=project, actor=actor, now=now())
+    with app_sessions() as sessions:
+        change = sharing.set_sharing_now(sessions, project=project, groups=(), actor=actor, clock=now)
     _print_change(change, as_json)
 
 
