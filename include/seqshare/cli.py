@@ -19,10 +19,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from seqshare.db.engine import make_engine, make_sessions, transaction
+from seqshare.db.engine import lost_race, make_engine, make_sessions, transaction
 from seqshare.db.models import Run
 from seqshare.db.revision import HEAD_REVISION, database_revision
 from seqshare.errors import DatabaseNotReady, InvalidInput, SeqshareError
@@ -406,12 +406,33 @@ def purge(
     emit({"dry_run": dry_run, "groups": summaries}, as_json, lambda: None)
 
 
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else f"{line[:limit]}… ({len(line):,} characters)"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turn every failure into one line and an exit code."""
+    """Entry point: run the app, turn every failure into one line and an exit code.
+
+    Usage errors (an unknown option, a missing argument) are bad input: one line and exit 1, not Click's
+    usage box and exit 2, which this CLI keeps for bugs. `seqshare` or a command group alone prints the
+    help, and exits 1 since nothing was done.
+    """
     try:
-        app(args=argv, prog_name="seqshare", standalone_mode=True)
+        code = app(args=argv, prog_name="seqshare", standalone_mode=False)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0
+    except typer.TyperException as exc:  # Click's usage errors (Typer vendors Click, and names them so)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # Typer printed the help when it was raised
+            return 1
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        see = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        print(f"error: {where}{_one_line(exc.format_message())}{see}", file=sys.stderr)
+        return 1
+    except typer.Abort:
+        print("error: aborted; nothing more was done", file=sys.stderr)
+        return 1
     except SeqshareError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -419,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("SEQSHARE_DEBUG"):
             raise
         first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        race = lost_race(exc) if isinstance(exc, DBAPIError) else None
+        if race:
+            first = f"{race}; nothing was changed, try again"
         print(f"error: database: {first}", file=sys.stderr)
         return 1
     except Exception as exc:
@@ -429,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:
