@@ -439,10 +439,11 @@ def main(argv: list[str] | None = None) -> int:
     except SQLAlchemyError as exc:
         if os.environ.get("SEQSHARE_DEBUG"):
             raise
-        first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
         race = lost_race(exc) if isinstance(exc, DBAPIError) else None
-        if race:
-            first = f"{race}; nothing was changed, try again"
+        if race:  # another command or task held the database: the user's to retry, not a bug
+            print(f"error: {race}; nothing was changed, try again", file=sys.stderr)
+            return 1
+        first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
         print(f"error: database: {first}", file=sys.stderr)
         return 1
     except Exception as exc:

@@ -277,3 +277,26 @@ def test_an_error_line_quotes_at_most_200_characters_of_a_name(imported_url: str
     result = seqshare(imported_url, "share", "show", "x" * 5000)
     assert result.returncode == 1
     assert result.stderr == f"error: unknown project '{'x' * 199}… (5,000 characters)\n"
+
+
+def test_a_database_held_by_another_writer_is_one_line_and_nothing_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite's write lock held past the busy timeout (30 s; 50 ms here): a lost race, not a raw error."""
+    from seqshare import cli
+    from seqshare.db import engine as db_engine
+
+    url = databases.scratch_sqlite(tmp_path)
+    ok(url, "db", "upgrade")
+    ok(url, "lims", "import", str(EXAMPLE))
+    monkeypatch.setenv("SEQSHARE_DATABASE_URL", url)
+    monkeypatch.delenv("SEQSHARE_DEBUG", raising=False)
+    monkeypatch.setattr(db_engine, "BUSY_TIMEOUT_S", 0.05)
+    holder = db_engine.make_engine(url)
+    with holder.begin():  # BEGIN IMMEDIATE: another writer holds the lock
+        assert cli.main(["lims", "import", str(EXAMPLE)]) == 1
+        assert cli.main(["share", "set", PROJECT, "Acme Therapeutics", "--as", "mtaylor"]) == 1
+    holder.dispose()
+    locked = "error: the database stayed locked by another writer for 0.05 s; nothing was changed, try again"
+    assert capsys.readouterr().err.splitlines() == [locked, locked]
+    assert as_json(url, "share", "show", PROJECT)["history"] == []

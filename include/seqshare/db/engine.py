@@ -43,9 +43,10 @@ def _take_over_sqlite_begin(engine: Engine) -> None:
     emits `BEGIN IMMEDIATE` at the start of every transaction (SQLAlchemy's SQLite docs, "Enabling
     Non-Legacy SQLite Transactional Modes"): the write lock is taken before the first read, waiting up to
     BUSY_TIMEOUT_S for the writer holding it, so a change always decides from the latest committed state.
-    Readers of other processes are not blocked (only writers wait), savepoints (`begin_nested`) are real,
-    and DDL is transactional (Alembic's migrations commit as a whole or not at all). Transactions are
-    short everywhere in seqshare (none spans a transfer), so holding the lock from the start costs little.
+    Savepoints (`begin_nested`) are real and DDL is transactional (Alembic's migrations commit as a
+    whole or not at all). Read-only transactions wait their turn too: simpler, and no transaction that
+    reads then writes can fail to upgrade its lock. Transactions are short everywhere in seqshare (none
+    spans a transfer), so holding the lock from the start costs little.
     """
 
     @event.listens_for(engine, "connect")
@@ -53,7 +54,7 @@ def _take_over_sqlite_begin(engine: Engine) -> None:
         dbapi_conn.isolation_level = None  # the driver emits no BEGIN of its own; COMMIT/ROLLBACK still work
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")  # outside any transaction, where SQLite honours it
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+        cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
