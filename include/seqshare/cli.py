@@ -19,10 +19,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
-from seqshare.db.engine import make_engine, make_sessions, transaction
+from seqshare.db.engine import lost_race, make_engine, make_sessions, transaction
 from seqshare.db.models import Run
 from seqshare.db.revision import HEAD_REVISION, database_revision
 from seqshare.errors import DatabaseNotReady, InvalidInput, SeqshareError
@@ -59,7 +59,8 @@ def _engine() -> Engine:
 
 
 @contextmanager
-def unit_of_work(*, check_schema: bool = True) -> Iterator[Session]:
+def app_sessions(*, check_schema: bool = True) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the application database, once its schema is known to be current."""
     engine = _engine()
     try:
         if check_schema:
@@ -71,10 +72,15 @@ def unit_of_work(*, check_schema: bool = True) -> Iterator[Session]:
                 raise DatabaseNotReady(
                     f"the database {engine.url.render_as_string()} {state}; run `seqshare db upgrade`"
                 )
-        with transaction(make_sessions(engine)) as session:
-            yield session
+        yield make_sessions(engine)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def unit_of_work(*, check_schema: bool = True) -> Iterator[Session]:
+    with app_sessions(check_schema=check_schema) as sessions, transaction(sessions) as session:
+        yield session
 
 
 def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
@@ -195,16 +201,16 @@ def share_set(
     as_json: JsonOpt = False,
 ) -> None:
     """Set Sharing: share the project with exactly these groups."""
-    with unit_of_work() as session:
-        change = sharing.set_sharing(session, project=project, groups=groups, actor=actor, now=now())
+    with app_sessions() as sessions:  # its own transactions: it retries a change that lost a race
+        change = sharing.set_sharing_now(sessions, project=project, groups=groups, actor=actor, clock=now)
     _print_change(change, as_json)
 
 
 @share_app.command("clear")
 def share_clear(project: str, actor: AsUser, as_json: JsonOpt = False) -> None:
     """Do Not Share: stop sharing the project with any group."""
-    with unit_of_work() as session:
-        change = sharing.clear_sharing(session, project=project, actor=actor, now=now())
+    with app_sessions() as sessions:
+        change = sharing.set_sharing_now(sessions, project=project, groups=(), actor=actor, clock=now)
     _print_change(change, as_json)
 
 
@@ -400,18 +406,43 @@ def purge(
     emit({"dry_run": dry_run, "groups": summaries}, as_json, lambda: None)
 
 
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else f"{line[:limit]}… ({len(line):,} characters)"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turn every failure into one line and an exit code."""
+    """Entry point: run the app, turn every failure into one line and an exit code.
+
+    Usage errors (an unknown option, a missing argument) are bad input: one line and exit 1, not Click's
+    usage box and exit 2, which this CLI keeps for bugs. `seqshare` or a command group alone prints the
+    help, and exits 1 since nothing was done.
+    """
     try:
-        app(args=argv, prog_name="seqshare", standalone_mode=True)
+        code = app(args=argv, prog_name="seqshare", standalone_mode=False)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0
+    except typer.TyperException as exc:  # Click's usage errors (Typer vendors Click, and names them so)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # Typer printed the help when it was raised
+            return 1
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        see = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        print(f"error: {where}{_one_line(exc.format_message())}{see}", file=sys.stderr)
+        return 1
+    except typer.Abort:
+        print("error: aborted; nothing more was done", file=sys.stderr)
+        return 1
     except SeqshareError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:
         if os.environ.get("SEQSHARE_DEBUG"):
             raise
+        race = lost_race(exc) if isinstance(exc, DBAPIError) else None
+        if race:  # another command or task held the database: the user's to retry, not a bug
+            print(f"error: {race}; nothing was changed, try again", file=sys.stderr)
+            return 1
         first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
         print(f"error: database: {first}", file=sys.stderr)
         return 1
@@ -423,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:

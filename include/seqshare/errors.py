@@ -1,5 +1,7 @@
 """The errors seqshare reports to people: each carries a one-line message fit for a CLI, a page or an API."""
 
+from __future__ import annotations
+
 
 class SeqshareError(Exception):
     """Base of every error that is the user's input or the world's state, not a bug.
@@ -27,10 +29,23 @@ class DatabaseNotReady(SeqshareError):
     """The application database is missing its schema or is out of date."""
 
 
+class ConcurrentChange(SeqshareError):
+    """A change that kept meeting other changes of the same records and was given up; nothing was changed.
+
+    Raised only after the change was retried; trying again later can succeed.
+    """
+
+    retryable = True
+
+
 def quote(value: object, limit: int = 200) -> str:
-    """`repr(value)` for an error line, cut to about `limit` characters: a hostile value (a megabyte of text,
-    control characters) must not flood a log or a terminal."""
+    """`repr(value)` for an error line, cut to `limit` characters with an ellipsis and the full length.
+
+    repr() escapes newlines and control characters, so the line stays one line; the cut keeps a hostile
+    value (a 10 MB name) from flooding a log.
+    """
     text = repr(value)
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}... ({len(str(value)):,} characters)"
+    size = len(value) if isinstance(value, str | bytes) else len(text)
+    return f"{text[:limit]}… ({size:,} {'bytes' if isinstance(value, bytes) else 'characters'})"

@@ -200,3 +200,103 @@ def test_run_plan_previews_a_run_folder_without_writing_anything(tmp_path: Path)
     assert unknown.stderr == f"error: unknown run '{RUN_ID}'\n"
     not_a_run = seqshare(url, "run", "unlock", RUN_ID, "Ext Co")
     assert (not_a_run.returncode, not_a_run.stderr) == (1, f"error: unknown run '{RUN_ID}'\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["share", "show", PROJECT, "--bogus"], "error: seqshare share show: No such option: --bogus"),
+        (["share", "set", PROJECT], "error: seqshare share set: Missing argument 'groups'."),
+        (
+            ["share", "at", PROJECT, "2026-03-01T09:30:00Z", "--jsn"],
+            "error: seqshare share at: No such option: --jsn (Possible options: --json)",
+        ),
+        (["no-such-command"], "error: seqshare: No such command 'no-such-command'."),
+    ],
+)
+def test_usage_errors_are_bad_input_one_line_and_exit_1(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    """Exit 2 is the README's code for a bug; a mistyped command is the user's (Click's default is 2)."""
+    result = seqshare(databases.scratch_sqlite(tmp_path), *args)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(message)
+    assert result.stderr.rstrip().endswith("--help`)")
+
+
+def test_a_command_alone_prints_its_help_and_exits_1_having_done_nothing(tmp_path: Path) -> None:
+    result = seqshare(databases.scratch_sqlite(tmp_path), "share")
+    assert result.returncode == 1
+    assert "Set Sharing" in result.stdout + result.stderr
+    assert seqshare(databases.scratch_sqlite(tmp_path), "share", "--help").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["share", "show", "Liver\x1b[2JeQTL"], r"project 'Liver\x1b[2JeQTL': a name cannot hold a control"),
+        (
+            ["share", "set", PROJECT, "Acme\nTherapeutics", "--as", "dodom"],
+            r"group 'Acme\nTherapeutics': a name cannot hold",
+        ),
+        (["share", "list", "--as", "do\tdom"], r"user 'do\tdom': a name cannot hold a control character"),
+        (["run", "ledger", "run\x7f1"], r"run 'run\x7f1': a name cannot hold a control character"),
+        # a byte that is not UTF-8 reaches Python as a lone surrogate, which no database driver can encode
+        (["share", "show", os.fsdecode(b"Liver\xffeQTL")], "a name cannot hold an undecodable byte"),
+    ],
+)
+def test_names_that_are_not_text_are_bad_input_on_every_backend(
+    imported_url: str, args: list[str], message: str
+) -> None:
+    result = seqshare(imported_url, *args)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: ")
+    assert message in result.stderr
+
+
+def test_a_nul_in_a_name_is_bad_input_on_every_backend(
+    imported_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No process can be given a NUL in its arguments; a caller of `main` can (PostgreSQL refused it raw)."""
+    from seqshare import cli
+
+    monkeypatch.setenv("SEQSHARE_DATABASE_URL", imported_url)
+    monkeypatch.delenv("SEQSHARE_DEBUG", raising=False)
+    assert cli.main(["share", "set", PROJECT, "Acme\x00Therapeutics", "--as", "dodom"]) == 1
+    assert cli.main(["share", "at", "Liver\x00eQTL", "2026-03-01T09:30:00Z"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        r"error: group 'Acme\x00Therapeutics': a name cannot hold a control character ('\x00' at position 4)",
+        r"error: project 'Liver\x00eQTL': a name cannot hold a control character ('\x00' at position 5)",
+    ]
+
+
+def test_an_error_line_quotes_at_most_200_characters_of_a_name(imported_url: str) -> None:
+    result = seqshare(imported_url, "share", "show", "x" * 5000)
+    assert result.returncode == 1
+    assert result.stderr == f"error: unknown project '{'x' * 199}… (5,000 characters)\n"
+
+
+def test_a_database_held_by_another_writer_is_one_line_and_nothing_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite's write lock held past the busy timeout (30 s; 50 ms here): a lost race, not a raw error."""
+    from seqshare import cli
+    from seqshare.db import engine as db_engine
+
+    url = databases.scratch_sqlite(tmp_path)
+    ok(url, "db", "upgrade")
+    ok(url, "lims", "import", str(EXAMPLE))
+    monkeypatch.setenv("SEQSHARE_DATABASE_URL", url)
+    monkeypatch.delenv("SEQSHARE_DEBUG", raising=False)
+    monkeypatch.setattr(db_engine, "BUSY_TIMEOUT_S", 0.05)
+    holder = db_engine.make_engine(url)
+    with holder.begin():  # BEGIN IMMEDIATE: another writer holds the lock
+        assert cli.main(["lims", "import", str(EXAMPLE)]) == 1
+        assert cli.main(["share", "set", PROJECT, "Acme Therapeutics", "--as", "mtaylor"]) == 1
+    holder.dispose()
+    locked = "error: the database stayed locked by another writer for 0.05 s; nothing was changed, try again"
+    assert capsys.readouterr().err.splitlines() == [locked, locked]
+    assert as_json(url, "share", "show", PROJECT)["history"] == []

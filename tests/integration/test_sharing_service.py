@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from seqshare.db.engine import make_engine, make_sessions
 from seqshare.db.models import AuditEvent, Share
-from seqshare.errors import InvalidInput, NotFound, SharingRefused
+from seqshare.errors import ConcurrentChange, InvalidInput, NotFound, SharingRefused
 from seqshare.services import audit, sharing
+from tests import databases
 from tests.world import load_world
 
 
@@ -176,3 +178,97 @@ def test_snapshot_keeps_a_group_revoked_after_the_instant(world, t0: datetime) -
         )
         at_sequencing = [g.name for g in sharing.shared_at(s, "Int Project", sequenced)]
     assert at_sequencing == ["Ext Co"]
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\n", "\x1b", "\udcff"])
+def test_a_name_that_is_not_text_is_bad_input_before_any_query(world, t0, bad: str) -> None:
+    """A NUL reached PostgreSQL as a raw driver error; none of these can be any record's name."""
+    calls = {
+        "project": lambda s: sharing.project_view(s, f"Int{bad}Project"),
+        "group": lambda s: sharing.set_sharing(
+            s, project="Int Project", groups=[f"Ext{bad}Co"], actor="owner", now=t0
+        ),
+        "user": lambda s: sharing.visible_projects(s, f"own{bad}er"),
+    }
+    with world() as s:
+        for kind, call in calls.items():
+            with pytest.raises(InvalidInput, match=f"^{kind} .*: a name cannot hold an? "):
+                call(s)
+        assert _counts(s) == (0, 0)  # the transaction is still usable: nothing reached the database
+
+
+def test_set_sharing_now_reads_the_clock_once_the_project_is_locked(world, t0) -> None:
+    reads: list[datetime] = []
+
+    def clock() -> datetime:
+        reads.append(t0 + timedelta(minutes=len(reads)))
+        return reads[-1]
+
+    change = sharing.set_sharing_now(
+        world, project="Int Project", groups=["Ext Co"], actor="owner", clock=clock
+    )
+    assert (change.at, change.after, reads) == (t0, ("Ext Co",), [t0])
+    with world.begin() as s:
+        assert [(e.at, e.after) for e in audit.audit_events(s, project="Int Project")] == [(t0, ["Ext Co"])]
+
+
+def test_a_clock_behind_the_last_change_is_waited_out_then_refused_clearly(world, t0) -> None:
+    with world.begin() as s:
+        sharing.set_sharing(s, project="Int Project", groups=["Ext Co"], actor="owner", now=t0)
+    waits: list[float] = []
+    behind = iter([t0 - timedelta(seconds=2), t0 - timedelta(milliseconds=300), t0 + timedelta(seconds=1)])
+    change = sharing.set_sharing_now(
+        world, project="Int Project", groups=[], actor="owner", clock=lambda: next(behind), sleep=waits.append
+    )
+    assert (change.at, change.after, waits) == (t0 + timedelta(seconds=1), (), [1.0, 0.3])
+
+    with pytest.raises(ConcurrentChange) as refused:
+        sharing.set_sharing_now(
+            world,
+            project="Int Project",
+            groups=["Ext Two"],
+            actor="owner",
+            clock=lambda: t0,
+            sleep=waits.append,
+        )
+    assert str(refused.value) == (
+        "the sharing of Int Project was not changed after 3 attempts "
+        "(its last change is later than this host's clock, by 0:00:01); try again"
+    )
+    with world.begin() as s:
+        assert len(audit.audit_events(s, project="Int Project")) == 2  # nothing more was written
+
+
+def test_a_change_that_lost_the_race_for_the_sqlite_write_lock_is_retried(tmp_path, t0) -> None:
+    """Another writer holds SQLite's write lock: the change waits (50 ms here, not 30 s), retries, goes on."""
+    url = databases.scratch_sqlite(tmp_path)
+    databases.migrated_engine(url).dispose()
+    engine = make_engine(url)
+    event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA busy_timeout=50"))
+    sessions = make_sessions(engine)
+    with sessions.begin() as s:
+        load_world(s)
+    other = engine.connect()
+    other.begin()  # BEGIN IMMEDIATE: this connection holds the write lock
+    try:
+        with pytest.raises(ConcurrentChange, match=r"after 2 attempts \(the database stayed locked"):
+            sharing.set_sharing_now(
+                sessions,
+                project="Int Project",
+                groups=["Ext Co"],
+                actor="owner",
+                clock=lambda: t0,
+                attempts=2,
+            )
+        change = sharing.set_sharing_now(
+            sessions,
+            project="Int Project",
+            groups=["Ext Co"],
+            actor="owner",
+            clock=lambda: t0,
+            sleep=lambda _: other.rollback(),  # the other writer finishes while this one waits to retry
+        )
+        assert change.after == ("Ext Co",)
+    finally:
+        other.close()
+        engine.dispose()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from seqshare import rules
+from seqshare.db.engine import lost_race
 from seqshare.db.models import AuditAction, AuditEvent, Group, Project, Share, User
-from seqshare.errors import InvalidInput, SharingRefused
+from seqshare.errors import ConcurrentChange, InvalidInput, SharingRefused
 from seqshare.services import lookup
 from seqshare.services.views import GroupView, ProjectView, ShareRecord, SharingChange
 
@@ -81,6 +84,19 @@ def _authorize(actor: User, project: Project) -> None:
         raise SharingRefused(reason)
 
 
+def _last_change(session: Session, project: Project) -> datetime | None:
+    """The instant of the project's latest grant or revocation: a new change may not be dated before it."""
+    return max(
+        (
+            t
+            for s in session.scalars(select(Share).where(Share.project_id == project.id))
+            for t in (s.granted_at, s.revoked_at)
+            if t is not None
+        ),
+        default=None,
+    )
+
+
 def set_sharing(
     session: Session, *, project: str, groups: Iterable[str], actor: str, now: datetime, via: str = "cli"
 ) -> SharingChange:
@@ -89,6 +105,11 @@ def set_sharing(
     All or nothing: a refused or unknown group refuses the whole change and writes nothing. Groups kept
     from before are not re-granted (their interval simply continues); only added groups are checked
     against the rules, so a share that was allowed when granted can be kept.
+
+    The project is locked for the rest of the transaction, so changes of one project never interleave.
+    `now` is the caller's: the demo and tests record history at fixed instants, and a `now` earlier
+    than the last change is refused (history cannot be rewritten). A person changing the sharing as of
+    the present goes through `set_sharing_now`, which reads the clock only once it holds the lock.
     """
     _require_aware(now, "time of change")
     user = lookup.user(session, actor)
@@ -105,15 +126,7 @@ def set_sharing(
         if reason:
             raise SharingRefused(f"cannot share project {proj.name} with {name}: {reason}")
 
-    last = max(
-        (
-            t
-            for s in session.scalars(select(Share).where(Share.project_id == proj.id))
-            for t in (s.granted_at, s.revoked_at)
-            if t is not None
-        ),
-        default=None,
-    )
+    last = _last_change(session, proj)
     if last is not None and last > now:
         raise InvalidInput(
             f"the last sharing change of {proj.name} is later than {now.isoformat()}; "
@@ -145,6 +158,51 @@ def set_sharing(
     )
     session.flush()
     return change
+
+
+def set_sharing_now(
+    sessions: sessionmaker[Session],
+    *,
+    project: str,
+    groups: Iterable[str],
+    actor: str,
+    clock: Callable[[], datetime],
+    via: str = "cli",
+    attempts: int = 3,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SharingChange:
+    """Set Sharing as of the present, in its own transaction: what a person at the CLI or a page expects.
+
+    `now` is read from `clock` only after the project is locked, so every change committed while this
+    one waited for the lock is earlier than its `now`, and the change goes through whatever the race.
+    What can still go wrong is retried with a fresh transaction and a fresh `now`, up to `attempts`
+    times, then refused with ConcurrentChange (nothing changed):
+    - the database gave up the transaction for a concurrent one (`seqshare.db.engine.lost_race`);
+    - the clock reads earlier than the last change (another host's clock ahead, or this one stepped
+      back): the retry waits out the gap, up to a second each time.
+    """
+    groups = tuple(groups)
+    why = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            with sessions.begin() as session:
+                proj = lookup.project(session, project, for_update=True)
+                now = clock()
+                _require_aware(now, "time of change")
+                last = _last_change(session, proj)
+                if last is None or last <= now:
+                    return set_sharing(session, project=project, groups=groups, actor=actor, now=now, via=via)
+                why = f"its last change is later than this host's clock, by {last - now}"
+                wait = (last - now).total_seconds()
+        except DBAPIError as exc:
+            why, wait = lost_race(exc) or "", 0.05 * attempt
+            if not why:
+                raise
+        if attempt < attempts:
+            sleep(min(wait, 1.0))
+    raise ConcurrentChange(
+        f"the sharing of {project} was not changed after {attempts} attempts ({why}); try again"
+    )
 
 
 def clear_sharing(
