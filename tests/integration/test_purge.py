@@ -139,8 +139,8 @@ def test_expired_and_old_untracked_files_go_and_everything_else_stays(world, ses
     }
     # the task log: the summary per group, and the warning about files the ledger does not know
     assert summary["lines"][-1] == (
-        "Ext Co: 3 files (2 not in the ledger), freed 300 bytes; 3 files remain (oldest 2026-04-02); "
-        "2 refused, 0 failed; WARNING: 1 files not in the ledger"
+        "Ext Co (extco/): 3 files (2 not in the ledger), freed 300 bytes; 3 files remain "
+        "(oldest 2026-04-02); 2 refused, 0 failed; WARNING: 1 files not in the ledger"
     )
     assert any("WARNING: 1 files not in the ledger" in line for line in summary["lines"])
 
@@ -175,3 +175,54 @@ def test_a_group_with_its_own_ttl_purges_sooner(world, sessions) -> None:
     summary = purge(world)
     assert summary["ttl_days"] == 1
     assert "extco/unknown_new.txt" not in files(world["root"])  # one day old: past a one-day TTL
+
+
+class SwapAfterListing:
+    """A remote whose group swaps a folder for a symlink to another group's folder once the purge has
+    listed its directory, just before the deletions (the window an attacker with write access has)."""
+
+    def __init__(self, remote, swap) -> None:
+        self._remote, self._swap = remote, swap
+
+    def remove_many(self, *args, **kwargs):
+        if self._swap is not None:
+            self._swap()
+            self._swap = None
+        return self._remote.remove_many(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._remote, name)
+
+
+@pytest.mark.parametrize("backend", ["sftp", "local"])
+def test_a_folder_swapped_for_a_symlink_after_listing_deletes_nothing_of_another_group(
+    world, sessions, backend
+) -> None:
+    from seqshare.transfer import LocalRemote
+
+    root = world["root"]
+    theirs = root / "exttwo" / RUN_ID / "SLX-1"
+    theirs.mkdir(parents=True)
+    (theirs / "expired.fastq.gz").write_bytes(b"Ext Two's fresh file")  # same name, delivered today
+    (root / "exttwo" / RUN_ID / "empty").mkdir()  # an empty folder of theirs: never removed either
+
+    def swap() -> None:  # Ext Co renames its run folder and puts a link to Ext Two's in its place
+        (root / "extco" / RUN_ID).rename(root / "extco" / "moved")
+        (root / "extco" / RUN_ID).symlink_to(root / "exttwo" / RUN_ID)
+
+    def connect(guard):
+        inner = world["connect"](guard) if backend == "sftp" else LocalRemote(root, guard=guard)
+        return SwapAfterListing(inner, swap)
+
+    (root / "extco" / RUN_ID / "empty").mkdir()  # listed as a folder to remove once empty
+    summary = purge({**world, "connect": connect})
+
+    assert (theirs / "expired.fastq.gz").read_bytes() == b"Ext Two's fresh file"
+    assert (root / "exttwo" / RUN_ID / "empty").is_dir()
+    refused = dict(summary["refused"])
+    assert refused[f"{world['base']}/expired.fastq.gz"].startswith("a folder on its path is a symlink")
+    assert summary["failed"] == []
+    assert (root / "extco" / "moved" / "SLX-1" / "expired.fastq.gz").exists()  # refused: not deleted
+    with sessions.begin() as s:
+        row = s.scalars(select(Delivery).where(Delivery.remote_path == f"{world['base']}/expired.fastq.gz"))
+        assert row.one().state.value == "delivered"  # not recorded as purged

@@ -1,15 +1,16 @@
-"""Ledger services for the purge: the groups to visit, their delivered files, and marking files purged."""
+"""Ledger services for the purge: the directories to visit, their delivered files, marking files purged."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from seqshare.db.models import Delivery, DeliveryState, Group
-from seqshare.purge.plan import LedgerFile
+from seqshare.db.models import Delivery, DeliveryState, Group, Pool, Run
+from seqshare.purge.plan import LedgerFile, delivery_directory
 from seqshare.rules import GroupKind
 from seqshare.services import lookup
 
@@ -22,6 +23,52 @@ def external_groups(session: Session) -> list[tuple[str, str]]:
         .order_by(Group.name)
     )
     return [(name, ftp_dir) for name, ftp_dir in rows]
+
+
+@dataclass(frozen=True, order=True)
+class PurgeTarget:
+    """One directory to purge for one group."""
+
+    group: str
+    directory: str
+    current: bool  # the group's FTP directory today; else one its live deliveries are still under
+
+    @property
+    def label(self) -> str:
+        return self.group if self.current else f"{self.group} (former directory {self.directory})"
+
+
+def purge_targets(session: Session) -> list[PurgeTarget]:
+    """Every (group, directory) to purge: each external group's FTP directory, and every directory a
+    group's live (not purged) deliveries are under, whatever the group's kind and FTP directory today
+    (a group made internal, or whose directory moved, still has files there until they expire)."""
+    targets = {(name, ftp_dir): True for name, ftp_dir in external_groups(session)}
+    rows = session.execute(
+        select(Group.name, Delivery.remote_path, Run.run_id, Pool.name)
+        .join(Delivery.group)
+        .join(Delivery.run)
+        .join(Delivery.pool)
+        .where(Delivery.state == DeliveryState.DELIVERED)
+    )
+    for group, remote_path, run_id, pool in rows:
+        directory = delivery_directory(remote_path, run_id, pool)
+        if directory:
+            targets.setdefault((group, directory), False)
+    return sorted(PurgeTarget(group, directory, current) for (group, directory), current in targets.items())
+
+
+def delivered_by_others(session: Session, group: str, directory: str) -> frozenset[str]:
+    """Paths under `directory` that other groups' ledgers hold as delivered (not purged): a directory
+    that changed hands still holds its former group's files, which this group's purge must not take."""
+    grp = lookup.group(session, group)
+    rows = session.scalars(
+        select(Delivery.remote_path).where(
+            Delivery.group_id != grp.id,
+            Delivery.state == DeliveryState.DELIVERED,
+            Delivery.remote_path.startswith(directory + "/", autoescape=True),
+        )
+    )
+    return frozenset(rows)
 
 
 def delivered_files(session: Session, group: str) -> list[LedgerFile]:
