@@ -226,3 +226,92 @@ def test_a_folder_swapped_for_a_symlink_after_listing_deletes_nothing_of_another
     with sessions.begin() as s:
         row = s.scalars(select(Delivery).where(Delivery.remote_path == f"{world['base']}/expired.fastq.gz"))
         assert row.one().state.value == "delivered"  # not recorded as purged
+
+
+def make_internal(sessions, group: str) -> None:
+    """What a LIMS export making the group internal leaves behind (its FTP directory cleared)."""
+    from seqshare.db.models import Group
+    from seqshare.rules import GroupKind
+
+    with sessions.begin() as s:
+        grp = s.scalars(select(Group).where(Group.name == group)).one()
+        grp.kind, grp.ftp_dir = GroupKind.INTERNAL, None
+
+
+def test_a_group_made_internal_is_still_purged_in_the_directory_its_deliveries_are_under(
+    world, sessions
+) -> None:
+    make_internal(sessions, "Ext Co")
+    targets = tasks.groups_to_purge()
+    assert {"group": "Ext Co", "ftp_dir": "extco", "label": "Ext Co (former directory extco)"} in targets
+    assert {t["group"] for t in targets} == {"Ext Co", "Ext Two", "Special"}
+
+    summary = purge(world)
+    assert f"{world['base']}/expired.fastq.gz" not in files(world["root"])
+    assert f"{world['base']}/young.fastq.gz" in files(world["root"])
+    assert (summary["files"], summary["ledger_marked"]) == (3, 1)
+
+
+def test_a_group_whose_directory_moved_is_purged_in_both_without_refusing_its_own_rows(
+    world, sessions
+) -> None:
+    from seqshare.db.models import Group
+
+    with sessions.begin() as s:
+        s.scalars(select(Group).where(Group.name == "Ext Co")).one().ftp_dir = "extco2"
+    (world["root"] / "extco2").mkdir()
+    targets = [(t["group"], t["ftp_dir"], t["label"]) for t in tasks.groups_to_purge()]
+    assert [t for t in targets if t[0] == "Ext Co"] == [
+        ("Ext Co", "extco", "Ext Co (former directory extco)"),
+        ("Ext Co", "extco2", "Ext Co"),
+    ]
+    old = purge(world)
+    assert f"{world['base']}/expired.fastq.gz" not in files(world["root"])
+    assert old["group_dir"] == "extco" and old["ledger_marked"] == 1
+    lines: list[str] = []
+    with time_machine.travel(NOW, tick=False):
+        new = tasks.purge(
+            "Ext Co", "extco2", connect=world["connect"], dry_run=False, actor="t", log=lines.append
+        )
+    assert new["refused"] == []  # its rows under extco are extco's purge's business, not "outside"
+    assert new["files"] == 0
+
+
+def test_a_directory_handed_to_another_group_keeps_the_former_groups_live_files(world, sessions) -> None:
+    from seqshare.db.models import Group
+
+    base, root = world["base"], world["root"]
+    kept = f"{base}/long_ttl.fastq.gz"
+    (root / kept).write_bytes(b"y" * 100)
+    os.utime(root / kept, ((NOW - timedelta(days=40)).timestamp(),) * 2)
+    with sessions.begin() as s:  # delivered 40 days ago to a group with a one-year time to live
+        ledger.record_delivery(
+            s,
+            run_id=RUN_ID,
+            group="Ext Co",
+            pool="SLX-1",
+            remote_path=kept,
+            size=100,
+            md5="0" * 32,
+            delivered_at=NOW - timedelta(days=40),
+        )
+        s.scalars(select(Delivery).where(Delivery.remote_path == kept)).one().expires_at = NOW + timedelta(
+            days=325
+        )
+    make_internal(sessions, "Ext Co")
+    with sessions.begin() as s:  # old data: the LIMS import refuses this today
+        s.scalars(select(Group).where(Group.name == "Ext Two")).one().ftp_dir = "extco"
+
+    lines: list[str] = []
+    with time_machine.travel(NOW, tick=False):
+        two = tasks.purge(
+            "Ext Two", "extco", connect=world["connect"], dry_run=False, actor="t", log=lines.append
+        )
+    assert kept in files(root) and f"{base}/expired.fastq.gz" in files(root)  # Ext Co's, not Ext Two's
+    assert dict(two["refused"])[kept].startswith("another group's delivery")
+    assert two["files"] == 2  # README.txt and the older system's file: nobody's, older than the TTL
+
+    ext_co = purge(world)  # Ext Co's own purge of its former directory takes its expired file only
+    assert f"{base}/expired.fastq.gz" not in files(root)
+    assert kept in files(root)
+    assert ext_co["ledger_marked"] == 1
