@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,6 @@ def test_one_broken_group_fails_alone_and_the_others_are_purged(
     airflow_db, app_database, sftp_connection, dry_run
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
-
-    from datetime import UTC, datetime, timedelta
 
     from seqshare.services import ledger
 

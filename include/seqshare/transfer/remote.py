@@ -287,14 +287,15 @@ class BaseRemote:
         path again when the REMOVE arrives, one round trip after the lstat replies; a writer in the
         group's directory could swap a folder within that round trip. It is closed by the deployment
         (docs/deployment-sftp.md): the groups' accounts are read-only and chrooted, so only the delivery
-        account, which never makes a symlink, can change anything under a group's directory.
+        account, which never makes a symlink, can change anything under a group's directory. (The local
+        backend has no such window: it removes through folder handles that never follow a symlink.)
         """
         paths = list(paths)
         problems: list[Exception | None] = (
             self.check_parents(paths, within=within) if within is not None else [None] * len(paths)
         )
         results: list[RemoveResult | None] = []
-        todo: list[tuple[int, str]] = []
+        todo: list[tuple[int, str, str]] = []
         for path, problem in zip(paths, problems, strict=True):
             try:
                 if problem is not None:
@@ -306,12 +307,16 @@ class BaseRemote:
                 results.append(RemoveResult(path, exc))
                 continue
             if self.guard.allow(Action.REMOVE, relative):
-                todo.append((len(results), path))
+                try:
+                    todo.append((len(results), path, self._abs(path)))
+                except Exception as exc:  # the local backend: a symlink leading out of the root
+                    results.append(RemoveResult(path, exc))
+                    continue
                 results.append(None)
             else:
                 results.append(RemoveResult(path))
-        errors = self._do_remove_many([self._abs(p) for _, p in todo]) if todo else []
-        for (index, path), error in zip(todo, errors, strict=True):
+        errors = self._do_remove_many([a for _, _, a in todo]) if todo else []
+        for (index, path, _), error in zip(todo, errors, strict=True):
             results[index] = RemoveResult(path, error)
         return [r for r in results if r is not None]
 
