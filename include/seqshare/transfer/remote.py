@@ -157,22 +157,26 @@ class BaseRemote:
         they were after the answer: see `remove_many`.
         """
         top = check_path(within)
-        chains: list[list[str] | Exception] = []
+        prefix = top + "/" if top else ""
+        chains: dict[str, tuple[str, ...]] = {}  # parent folder → the folders from `within` down to it
+        parents: list[str | Exception] = []
         for path in paths:
             try:
                 relative = check_path(path)
-                inside = relative.startswith(top + "/") if top else bool(relative)
-                if not inside:
+                if not relative.startswith(prefix) or relative == top:
                     raise UnsafePath(f"{path!r} is not under {within!r}")
             except Exception as exc:
-                chains.append(exc)
+                parents.append(exc)
                 continue
-            parts = relative.split("/")[:-1]
-            start = len(top.split("/")) if top else 0
-            chains.append([top] + ["/".join(parts[: depth + 1]) for depth in range(start, len(parts))])
-        folders = sorted({folder for chain in chains if isinstance(chain, list) for folder in chain})
+            parent = relative.rpartition("/")[0]
+            if parent not in chains:
+                below = parent[len(prefix) :].split("/") if parent != top else []
+                chains[parent] = (top, *(prefix + "/".join(below[: n + 1]) for n in range(len(below))))
+            parents.append(parent)
+        folders = sorted({folder for chain in chains.values() for folder in chain})
         found = dict(zip(folders, self._stat_each(folders), strict=True))
-        return [chain if isinstance(chain, Exception) else _first_problem(chain, found) for chain in chains]
+        problems = {parent: _first_problem(chain, found) for parent, chain in chains.items()}
+        return [parent if isinstance(parent, Exception) else problems[parent] for parent in parents]
 
     def _stat_each(self, paths: Sequence[str]) -> list[Entry | Exception | None]:
         """lstat of each path, in order; a path's error (bad path included) is its result, not raised."""
