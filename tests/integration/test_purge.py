@@ -252,6 +252,35 @@ def test_a_group_made_internal_is_still_purged_in_the_directory_its_deliveries_a
     assert (summary["files"], summary["ledger_marked"]) == (3, 1)
 
 
+def test_a_former_directory_is_visited_until_what_the_ledger_does_not_hold_has_gone_too(
+    world, sessions
+) -> None:
+    """A manifest rewritten by a resumed delivery is younger than the last ledger file: the directory is
+    still visited for a time to live after that file was purged, so the manifest and folders go too."""
+    make_internal(sessions, "Ext Co")
+    manifest = world["root"] / world["base"] / "md5sums.txt"
+    manifest.write_text("rewritten by a delivery resumed long after the files were sent\n")
+    os.utime(manifest, (NOW.timestamp(),) * 2)
+
+    def purge_at(when: datetime) -> None:
+        with time_machine.travel(when, tick=False):
+            for target in tasks.groups_to_purge():
+                if target["group"] == "Ext Co":
+                    tasks.purge(
+                        "Ext Co", target["ftp_dir"], connect=world["connect"], dry_run=False, actor="t"
+                    )
+
+    purge_at(NOW + timedelta(days=2))  # the last ledger file (young.fastq.gz) goes; the manifest stays
+    assert manifest.exists()
+    with sessions.begin() as s:
+        assert {d.state.value for d in s.scalars(select(Delivery)) if "exttwo" not in d.remote_path} == {
+            "purged"
+        }
+    purge_at(NOW + TTL + timedelta(days=1))
+    assert not manifest.exists()
+    assert not (world["root"] / "extco" / RUN_ID).exists()  # its folders, emptied, removed
+
+
 def test_a_group_whose_directory_moved_is_purged_in_both_without_refusing_its_own_rows(
     world, sessions
 ) -> None:
