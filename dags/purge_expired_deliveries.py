@@ -5,11 +5,11 @@ Daily. A delivered file expires after its group's time to live (default 30 days,
 per group: `ttl_days` in the LIMS export); files the ledger does not know go by their modification time,
 with the same TTL. Nothing newer than the TTL is touched; nothing outside a group's directory is listed;
 symlinks are never followed or deleted, nor anything behind one. One mapped task per directory to purge,
-named after its group: every external group's FTP directory, and every directory a group's live
-deliveries are still under, whatever its kind today (a group made internal, or whose directory moved, is
-named with that former directory). An unreachable directory fails only its own task. Re-running is
-harmless; an interrupted purge finishes on the next run. Trigger with `{"dry_run": true}` to list what
-would go, with sizes and ages, and delete nothing.
+named after its group: every external group's FTP directory, and every directory a group's deliveries
+are still under (or were, until one time to live after the last was purged), whatever its kind today (a
+group made internal, or whose directory moved, is named with that former directory). An unreachable
+directory fails only its own task. Re-running is harmless; an interrupted purge finishes on the next run.
+Trigger with `{"dry_run": true}` to list what would go, with sizes and ages, and delete nothing.
 """
 
 from __future__ import annotations

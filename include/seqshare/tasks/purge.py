@@ -15,9 +15,9 @@ from seqshare.transfer import Guard, Remote
 
 
 def groups_to_purge() -> list[dict[str, str]]:
-    """One mapped task's arguments per directory to purge: every external group's FTP directory, and every
-    directory a group's live deliveries are under, whatever its kind and FTP directory today. `label`
-    names the task (the group, and the directory when it is no longer the group's own)."""
+    """One mapped task's arguments per directory to purge (`services.purge.purge_targets`): every external
+    group's FTP directory, and every directory a group's deliveries are under, whatever its kind and FTP
+    directory today. `label` names the task (the group, and the directory if no longer the group's)."""
     with app_sessions() as sessions, sessions.begin() as s:
         return [{"group": t.group, "ftp_dir": t.directory, "label": t.label} for t in ledger.purge_targets(s)]
 
