@@ -4,9 +4,12 @@
 Daily. A delivered file expires after its group's time to live (default 30 days, `SEQSHARE_TTL_DAYS`;
 per group: `ttl_days` in the LIMS export); files the ledger does not know go by their modification time,
 with the same TTL. Nothing newer than the TTL is touched; nothing outside a group's directory is listed;
-symlinks are never followed or deleted. One mapped task per external group (named after it): an
-unreachable directory fails only that group. Re-running is harmless; an interrupted purge finishes on the
-next run. Trigger with `{"dry_run": true}` to list what would go, with sizes and ages, and delete nothing.
+symlinks are never followed or deleted, nor anything behind one. One mapped task per directory to purge,
+named after its group: every external group's FTP directory, and every directory a group's deliveries
+are still under (or were, until one time to live after the last was purged), whatever its kind today (a
+group made internal, or whose directory moved, is named with that former directory). An unreachable
+directory fails only its own task. Re-running is harmless; an interrupted purge finishes on the next run.
+Trigger with `{"dry_run": true}` to list what would go, with sizes and ages, and delete nothing.
 """
 
 from __future__ import annotations
@@ -40,19 +43,19 @@ SFTP_POOL = "sftp_sessions"
 )
 def purge_expired_deliveries() -> None:
     @task
-    def external_groups() -> list[dict[str, str]]:
+    def directories_to_purge() -> list[dict[str, str]]:
         from seqshare.tasks import purge as tasks
 
         return tasks.groups_to_purge()
 
-    @task(map_index_template="{{ group }}", pool=SFTP_POOL)
+    @task(map_index_template="{{ label }}", pool=SFTP_POOL)
     def purge_group(target: dict[str, str]) -> dict[str, Any]:
         from seqshare.airflow_connection import sftp_config_from_connection
         from seqshare.tasks import purge as tasks
         from seqshare.transfer import SftpRemote, is_retryable
 
         context = get_current_context()
-        context["group"] = target["group"]
+        context["label"] = target["label"]
         config = sftp_config_from_connection()
         try:
             summary = tasks.purge(
@@ -77,7 +80,8 @@ def purge_expired_deliveries() -> None:
         groups = [s for s in (summaries or []) if s]
         for s in groups:
             print(s["line"])
-        missing = sorted({t["group"] for t in targets} - {s["group"] for s in groups})
+        done = {(s["group"], s["group_dir"]) for s in groups}
+        missing = [t["label"] for t in targets if (t["group"], t["ftp_dir"]) not in done]
         if missing:  # fail the DAG run too: a group whose purge failed must be seen
             raise AirflowFailException(f"purge failed for {', '.join(missing)}; see their tasks' logs")
         return {
@@ -86,7 +90,7 @@ def purge_expired_deliveries() -> None:
             "bytes_freed": sum(s["bytes_freed"] for s in groups),
         }
 
-    targets = external_groups()
+    targets = directories_to_purge()
     report(purge_group.expand(target=targets), targets)
 
 

@@ -1,15 +1,18 @@
-"""purge_expired_deliveries with dag.test(): one group per mapped task; one group's error stops no other."""
+"""purge_expired_deliveries with dag.test(): one directory per mapped task; one group's error stops no other;
+a group made internal is still purged where its live deliveries are."""
 
 from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.airflow_env import DAGS
-from tests.world import load_world
+from tests.runs import RUN_ID
+from tests.world import WORLD, load_world
 
 pytestmark = pytest.mark.slow
 DAG_ID = "purge_expired_deliveries"
@@ -28,9 +31,30 @@ def test_one_broken_group_fails_alone_and_the_others_are_purged(
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
+    from seqshare.services import ledger
+
     sessions = app_database("sqlite")
+    former = f"oldcust/{RUN_ID}/SLX-1/old.fastq.gz"  # delivered while Old Customer was external
     with sessions.begin() as s:
-        load_world(s)
+        load_world(
+            s,
+            {
+                **WORLD,
+                "groups": [*WORLD["groups"], {"name": "Old Customer", "kind": "internal"}],
+                "runs": [{"run_id": RUN_ID, "started_at": "2026-01-01T00:00:00Z"}],
+            },
+        )
+        ledger.record_delivery(
+            s,
+            run_id=RUN_ID,
+            group="Old Customer",
+            pool="SLX-1",
+            remote_path=former,
+            size=4,
+            md5="0" * 32,
+            delivered_at=datetime.now(UTC) - timedelta(days=40),
+        )
+    old_file(sftp_connection / former, days=40)
     old_file(sftp_connection / "extco" / "RUN" / "SLX-1" / "old.fastq.gz", days=40)
     old_file(sftp_connection / "extco" / "RUN" / "SLX-1" / "new.fastq.gz", days=2)
     (sftp_connection / "exttwo").write_text("a file where the group's folder should be")  # this group's error
@@ -45,6 +69,7 @@ def test_one_broken_group_fails_alone_and_the_others_are_purged(
         "Ext Co": "success",
         "Ext Two": "failed",
         "Special": "success",
+        "Old Customer (former directory oldcust)": "success",
     }
     assert states[("report", -1)] == "failed"  # ran after all groups, and says which failed
     summary = airflow_db.xcom(
@@ -53,3 +78,4 @@ def test_one_broken_group_fails_alone_and_the_others_are_purged(
     assert (summary["files"], summary["bytes_freed"], summary["dry_run"]) == (1, 4, dry_run)
     assert (sftp_connection / "extco" / "RUN" / "SLX-1" / "old.fastq.gz").exists() is dry_run
     assert (sftp_connection / "extco" / "RUN" / "SLX-1" / "new.fastq.gz").exists()
+    assert (sftp_connection / former).exists() is dry_run

@@ -169,6 +169,70 @@ def test_remove_many_reports_each_path(remote: BaseRemote) -> None:
     assert remote.list("many") == []
 
 
+def test_stat_many_is_stat_of_each_path_in_order(remote: BaseRemote, sftp_root: Path) -> None:
+    remote.makedirs("d")
+    write(remote, "d/f", b"12345")
+    os.symlink("d", sftp_root / "link")
+    paths = [f"d/x{i}" for i in range(1100)] + ["d/f", "link", "d", "absent/deeper"]  # > one SFTP window
+    found = remote.stat_many(paths)
+    assert found == [remote.stat(p) for p in paths]
+    assert found[-4] is not None and found[-4].size == 5
+    assert found[-3] is not None and found[-3].is_symlink
+    with pytest.raises(UnsafePath):
+        remote.stat_many(["d/f", "../escape"])
+
+
+def test_check_parents_refuses_a_symlink_or_a_file_anywhere_on_the_path(
+    remote: BaseRemote, sftp_root: Path
+) -> None:
+    from seqshare.transfer.remote import SymlinkInPath
+
+    remote.makedirs("group/run/pool")
+    remote.makedirs("other/run/pool")
+    write(remote, "group/plain", b"x")
+    os.symlink(sftp_root / "other" / "run", sftp_root / "group" / "swapped")
+    problems = remote.check_parents(
+        [
+            "group/run/pool/f",  # every folder real: fine (the file itself need not exist)
+            "group/swapped/pool/f",  # a folder on the way is a link to another group's folder
+            "group/plain/f",  # a file where a folder should be
+            "group/gone/pool/f",  # a missing folder
+            "other/run/pool/f",  # not under the group's directory
+            "group/../other/f",
+        ],
+        within="group",
+    )
+    assert problems[0] is None
+    assert isinstance(problems[1], SymlinkInPath) and "group/swapped" in str(problems[1])
+    assert isinstance(problems[2], SymlinkInPath)
+    assert isinstance(problems[3], FileNotFoundError)
+    assert isinstance(problems[4], UnsafePath) and isinstance(problems[5], UnsafePath)
+    os.rename(sftp_root / "group", sftp_root / "real")
+    os.symlink(sftp_root / "other", sftp_root / "group")  # the group's directory itself swapped
+    assert isinstance(remote.check_parents(["group/run/pool/f"], within="group")[0], SymlinkInPath)
+
+
+def test_remove_many_within_a_folder_removes_nothing_through_a_symlink(
+    remote: BaseRemote, sftp_root: Path
+) -> None:
+    from seqshare.transfer.remote import SymlinkInPath
+
+    remote.makedirs("group/run/pool")
+    remote.makedirs("other/run/pool")
+    write(remote, "group/run/pool/mine", b"x")
+    write(remote, "other/run/pool/theirs", b"keep")
+    os.symlink(sftp_root / "other" / "run", sftp_root / "group" / "swapped")
+    results = remote.remove_many(
+        ["group/run/pool/mine", "group/swapped/pool/theirs", "group/absent/f", "other/run/pool/theirs"],
+        within="group",
+    )
+    assert results[0].ok and remote.stat("group/run/pool/mine") is None
+    assert isinstance(results[1].error, SymlinkInPath)
+    assert isinstance(results[2].error, FileNotFoundError)
+    assert isinstance(results[3].error, UnsafePath)
+    assert remote.read_bytes("other/run/pool/theirs") == b"keep"
+
+
 def test_set_mtime_is_visible_in_stat_and_list(remote: BaseRemote) -> None:
     write(remote, "f", b"x")
     when = datetime(2024, 5, 17, 12, 30, 45, tzinfo=UTC)

@@ -78,3 +78,36 @@ def test_folders_emptied_by_the_purge_are_removed_deepest_first_never_the_group_
     ]
     p = plan(entries)
     assert p.dirs == ("extco/R/P", "extco/R")
+
+
+def test_an_expired_ledger_file_behind_a_symlinked_folder_is_refused_not_marked_gone() -> None:
+    link = RemoteEntry("extco/R", 5, NOW - 2 * TTL, is_symlink=True)  # not entered by the walk
+    p = plan([link], [LedgerFile(3, "extco/R/P/f", NOW - S), LedgerFile(4, "extco/S/f", NOW - S)])
+    assert p.gone == (4,)
+    assert ("extco/R/P/f", Refusal.SYMLINK_IN_PATH) in p.refused
+
+
+def test_another_groups_live_delivery_in_this_directory_is_kept_and_reported() -> None:
+    p = plan_purge(
+        group="Ext Two",
+        group_dir="extco",
+        entries=[f("extco/R/P/theirs", 2 * TTL), f("extco/R/P/nobodys", 2 * TTL)],
+        ledger=[],
+        now=NOW,
+        ttl=TTL,
+        others_delivered=frozenset({"extco/R/P/theirs"}),
+    )
+    assert [x.path for x in p.deletions] == ["extco/R/P/nobodys"]
+    assert p.refused == (("extco/R/P/theirs", Refusal.OTHER_GROUP),)
+    assert p.dirs == ()
+
+
+def test_the_directory_of_a_ledger_row_is_what_comes_before_its_run_and_pool() -> None:
+    from seqshare.purge.plan import delivery_directory
+
+    assert delivery_directory("ext/co/RUN/SLX-1/f.fastq.gz", "RUN", "SLX-1") == "ext/co"
+    assert delivery_directory("extco/RUN/SLX-1/f.fastq.gz", "RUN", "SLX-1") == "extco"
+    assert delivery_directory("RUN/SLX-1/f.fastq.gz", "RUN", "SLX-1") is None  # no directory at all
+    assert delivery_directory("extco/OTHER/SLX-1/f", "RUN", "SLX-1") is None
+    assert delivery_directory("extco/../x/RUN/SLX-1/f", "RUN", "SLX-1") is None
+    assert delivery_directory("extco//RUN/SLX-1/f", "RUN", "SLX-1") is None  # not normalised

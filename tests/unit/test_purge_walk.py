@@ -43,3 +43,24 @@ def test_a_group_directory_that_is_a_symlink_is_refused(tmp_path) -> None:
     (tmp_path / "a").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(GroupDirectoryRefused, match="is a symlink"):
         walk(LocalRemote(tmp_path), "a")
+
+
+def test_the_local_backend_removes_nothing_through_a_folder_swapped_after_the_check(tmp_path) -> None:
+    """No window on the local backend: the removes go through folder handles opened without following
+    links, so even a swap between `check_parents` and the unlink deletes nothing of the other group."""
+    from seqshare.transfer.remote import SymlinkInPath
+
+    old(tmp_path / "a" / "run" / "f")
+    old(tmp_path / "b" / "run" / "f")
+
+    class SwapAfterCheck(LocalRemote):
+        def check_parents(self, paths, *, within):
+            answer = super().check_parents(paths, within=within)
+            (tmp_path / "a" / "run").rename(tmp_path / "a" / "moved")
+            (tmp_path / "a" / "run").symlink_to(tmp_path / "b" / "run")
+            return answer
+
+    [result] = SwapAfterCheck(tmp_path).remove_many(["a/run/f"], within="a")
+    assert isinstance(result.error, SymlinkInPath)
+    assert (tmp_path / "b" / "run" / "f").exists()
+    assert (tmp_path / "a" / "moved" / "f").exists()

@@ -2,6 +2,11 @@
 
 Deletions go through the remote's dry-run guard and its pipelined `remove_many`; each reply is checked,
 and each batch is recorded in the ledger before the next, so an interrupted purge finishes next time.
+Right before each batch's removes (and before removing emptied folders), every folder from the group's
+directory down to each path is looked at again (one pipelined lstat per distinct folder): a path with a
+symlink anywhere in it is refused and reported, never deleted, so a folder swapped for a link to another
+group's folder after the listing changes nothing there (see `BaseRemote.remove_many` for the window that
+remains, and docs/deployment-sftp.md for the account set-up that closes it).
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from seqshare.errors import SeqshareError
-from seqshare.purge.plan import PurgePlan, RemoteEntry, plan_purge
+from seqshare.purge.plan import PurgePlan, Refusal, RemoteEntry, plan_purge
 from seqshare.services import purge as ledger
 from seqshare.transfer import Remote
+from seqshare.transfer.remote import SymlinkInPath
 
 BATCH = 2000
 
@@ -27,6 +33,7 @@ class GroupDirectoryRefused(SeqshareError):
 @dataclass
 class PurgeReport:
     group: str
+    group_dir: str
     dry_run: bool
     files: int = 0
     bytes_freed: int = 0
@@ -44,7 +51,8 @@ class PurgeReport:
         verb = "would free" if self.dry_run else "freed"
         oldest = f"{self.oldest_remaining:%Y-%m-%d}" if self.oldest_remaining else "none"
         return (
-            f"{self.group}: {self.files} files ({self.untracked_purged} not in the ledger), "
+            f"{self.group} ({self.group_dir}/): "
+            f"{self.files} files ({self.untracked_purged} not in the ledger), "
             f"{verb} {self.bytes_freed:,} bytes; "
             f"{self.kept_files} files remain (oldest {oldest}); "
             f"{len(self.refused)} refused, {len(self.failed)} failed"
@@ -81,6 +89,17 @@ def walk(remote: Remote, group_dir: str, *, other_groups: frozenset[str] = froze
     return out
 
 
+def _directory_of(path: str, group_dir: str, others: frozenset[str]) -> str | None:
+    """The deepest of the directories to purge that holds `path` (None: none does). A ledger row is
+    planned by the purge of that directory only; a row under none is planned here (and refused as
+    outside)."""
+    while "/" in path:
+        path = path.rsplit("/", 1)[0]
+        if path == group_dir or path in others:
+            return path
+    return None
+
+
 def _batches(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -98,9 +117,16 @@ def purge_group(
     log: Callable[[str], None] = print,
     other_groups: frozenset[str] = frozenset(),
 ) -> tuple[PurgePlan, PurgeReport]:
+    """Purge `group_dir` for `group`. `other_groups`: the other directories to purge (other groups' and
+    this group's other ones), skipped when nested in this one; their ledger rows are left to them."""
     dry_run = remote.guard.dry_run
     with sessions.begin() as s:
-        known = ledger.delivered_files(s, group)
+        known = [
+            lf
+            for lf in ledger.delivered_files(s, group)
+            if _directory_of(lf.remote_path, group_dir, other_groups) in (group_dir, None)
+        ]
+        others_delivered = ledger.delivered_by_others(s, group, group_dir)
     plan = plan_purge(
         group=group,
         group_dir=group_dir,
@@ -108,11 +134,13 @@ def purge_group(
         ledger=known,
         now=now,
         ttl=ttl,
+        others_delivered=others_delivered,
     )
     for line in plan.lines():
         log(("DRY RUN: " if dry_run else "") + line)
     report = PurgeReport(
         group=group,
+        group_dir=group_dir,
         dry_run=dry_run,
         refused=[(p, r.value) for p, r in plan.refused],
         untracked_kept=len(plan.untracked_kept),
@@ -120,11 +148,14 @@ def purge_group(
         oldest_remaining=plan.oldest_kept,
     )
     for batch in _batches(list(plan.deletions), BATCH):
-        results = remote.remove_many(d.path for d in batch)
+        results = remote.remove_many((d.path for d in batch), within=group_dir)
         done = []
         for deletion, result in zip(batch, results, strict=True):
             if result.error is None or isinstance(result.error, FileNotFoundError):
                 done.append(deletion)  # a file already gone is fine
+            elif isinstance(result.error, SymlinkInPath):
+                report.refused.append((deletion.path, Refusal.SYMLINK_IN_PATH.value))
+                log(f"REFUSED {deletion.path}: {result.error}")
             else:
                 report.failed.append((deletion.path, f"{type(result.error).__name__}: {result.error}"))
         report.files += len(done)
@@ -138,9 +169,17 @@ def purge_group(
     if not dry_run and plan.gone:
         with sessions.begin() as s:
             report.already_gone = ledger.mark_purged(s, plan.gone, at=now, by=actor)
-    failed_dirs = {path.rsplit("/", 1)[0] for path, _ in report.failed}
-    for folder in plan.dirs:
-        if any(f == folder or f.startswith(folder + "/") for f in failed_dirs):
+    failed_dirs = {path.rsplit("/", 1)[0] for path, _ in report.failed + report.refused}
+    folders = [
+        folder
+        for folder in plan.dirs
+        if not any(f == folder or f.startswith(folder + "/") for f in failed_dirs)
+    ]
+    unsafe = remote.check_parents(folders, within=group_dir) if folders else []
+    for folder, problem in zip(folders, unsafe, strict=True):
+        if problem is not None:
+            if not isinstance(problem, FileNotFoundError):
+                log(f"kept folder {folder}: {problem}")
             continue
         try:
             remote.rmdir(folder)

@@ -2,8 +2,10 @@
 
 Rules: a file the ledger delivered goes once its expiry has passed; a file the ledger does not know goes
 once its modification time is older than the TTL; nothing newer than the TTL is ever deleted, whatever
-the ledger says. Symlinks are never followed or deleted (reported). A ledger path outside the group's
-directory is refused (reported). Folders left empty are removed, never the group's directory itself.
+the ledger says. Symlinks are never followed or deleted (reported), nor is anything behind one. A ledger
+path outside the group's directory is refused (reported), and so is a file another group's ledger holds
+as delivered (a directory that changed hands). Folders left empty are removed, never the group's
+directory itself.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class PurgeReason(enum.StrEnum):
 
 class Refusal(enum.StrEnum):
     SYMLINK = "symlink: never followed or deleted"
+    SYMLINK_IN_PATH = "a folder on its path is a symlink (or not a folder): never followed"
+    OTHER_GROUP = "another group's delivery (in its ledger): never deleted by this group's purge"
     OUTSIDE = "ledger path outside the group's directory"
     NEWER = "ledger says expired but the file is newer than the time to live"
 
@@ -91,6 +95,21 @@ class PurgePlan:
         return out
 
 
+def delivery_directory(remote_path: str, run_id: str, pool: str) -> str | None:
+    """The group directory a ledger row was delivered under (`<dir>/<run id>/<pool>/<file>`), or None
+    when its path does not have that shape (then it belongs to no directory and is reported, not used)."""
+    try:
+        relative = check_path(remote_path)
+    except UnsafePath:
+        return None
+    if relative != remote_path:
+        return None
+    parts = relative.split("/")
+    if len(parts) < 4 or parts[-3:-1] != [run_id, pool]:
+        return None
+    return "/".join(parts[:-3])
+
+
 def _inside(path: str, group_dir: str) -> bool:
     try:
         relative = check_path(path)
@@ -107,7 +126,9 @@ def plan_purge(
     ledger: Iterable[LedgerFile],
     now: datetime,
     ttl: timedelta,
+    others_delivered: frozenset[str] = frozenset(),
 ) -> PurgePlan:
+    """`others_delivered`: paths under this directory that other groups' ledgers hold as delivered."""
     ledger_by_path: dict[str, LedgerFile] = {}
     refused: list[tuple[str, Refusal]] = []
     for lf in ledger:
@@ -128,6 +149,10 @@ def plan_purge(
             refused.append((e.path, Refusal.SYMLINK))
             kept.append(e)
             continue
+        if e.path in others_delivered:
+            refused.append((e.path, Refusal.OTHER_GROUP))
+            kept.append(e)
+            continue
         age = now - e.mtime
         lf = ledger_by_path.get(e.path)
         if lf is not None and lf.expires_at <= now:
@@ -143,7 +168,15 @@ def plan_purge(
             if lf is None and PurePosixPath(e.path).name not in (MANIFEST, README):
                 untracked.append(e.path)
 
-    gone = tuple(lf.id for path, lf in ledger_by_path.items() if lf.expires_at <= now and path not in seen)
+    links = {e.path for e in entries if e.is_symlink}
+    gone: list[int] = []
+    for path, lf in ledger_by_path.items():
+        if lf.expires_at > now or path in seen:
+            continue
+        if any(str(parent) in links for parent in PurePosixPath(path).parents):
+            refused.append((path, Refusal.SYMLINK_IN_PATH))  # not listed because behind a symlink
+        else:
+            gone.append(lf.id)
     occupied = {str(parent) for e in kept for parent in PurePosixPath(e.path).parents}
     dirs = sorted(
         (
@@ -159,7 +192,7 @@ def plan_purge(
         deletions=tuple(sorted(deletions, key=lambda d: d.path)),
         dirs=tuple(dirs),
         refused=tuple(refused),
-        gone=gone,
+        gone=tuple(gone),
         kept_files=len(kept),
         kept_bytes=sum(e.size for e in kept),
         oldest_kept=min((e.mtime for e in kept), default=None),

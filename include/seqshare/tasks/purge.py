@@ -15,9 +15,11 @@ from seqshare.transfer import Guard, Remote
 
 
 def groups_to_purge() -> list[dict[str, str]]:
-    """One mapped task's arguments per external group with an FTP directory."""
+    """One mapped task's arguments per directory to purge (`services.purge.purge_targets`): every external
+    group's FTP directory, and every directory a group's deliveries are under, whatever its kind and FTP
+    directory today. `label` names the task (the group, and the directory if no longer the group's)."""
     with app_sessions() as sessions, sessions.begin() as s:
-        return [{"group": name, "ftp_dir": ftp_dir} for name, ftp_dir in ledger.external_groups(s)]
+        return [{"group": t.group, "ftp_dir": t.directory, "label": t.label} for t in ledger.purge_targets(s)]
 
 
 def purge(
@@ -29,12 +31,13 @@ def purge(
     actor: str,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Purge one group's expired files now (or list them, in a dry run); returns the group's summary."""
+    """Purge one group's expired files from `ftp_dir` now (or list them, in a dry run); returns the
+    summary. The other directories to purge (any group's) nested in this one are left to their own purge."""
     now = datetime.now(UTC)
     with app_sessions() as sessions:
         with sessions.begin() as s:
             ttl = delivered.group_ttl(s, group)
-            others = frozenset(d for name, d in ledger.external_groups(s) if name != group)
+            others = frozenset(t.directory for t in ledger.purge_targets(s) if t.directory != ftp_dir)
         remote = connect(Guard(dry_run=dry_run))
         try:
             _, report = purge_group(

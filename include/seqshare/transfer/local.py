@@ -1,4 +1,9 @@
-"""`LocalRemote`: the `Remote` interface over a local directory (tests, mounted FTP roots)."""
+"""`LocalRemote`: the `Remote` interface over a local directory (tests, mounted FTP roots).
+
+Removes go through folder handles opened from the root without following symlinks (openat with
+O_NOFOLLOW, then unlinkat): a folder swapped for a symlink at any moment makes the remove fail, so unlike
+SFTP there is no window between a check and the remove.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,12 @@ import ctypes.util
 import errno
 import os
 import stat as stat_module
+from collections.abc import Sequence
 from typing import BinaryIO
 
 from seqshare.transfer.errors import UnsafePath
 from seqshare.transfer.guard import Guard
-from seqshare.transfer.remote import BaseRemote, Entry, from_epoch
+from seqshare.transfer.remote import BaseRemote, Entry, SymlinkInPath, from_epoch
 
 _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
@@ -106,6 +112,51 @@ class LocalRemote(BaseRemote):
 
     def _do_remove(self, abspath: str) -> None:
         os.unlink(abspath)
+
+    def _do_remove_many(self, abspaths: Sequence[str]) -> list[Exception | None]:
+        """unlinkat in folders opened one level at a time from the root with O_NOFOLLOW (each folder once
+        per batch): a symlink anywhere below the root fails that path with `SymlinkInPath`."""
+        folders: dict[str, int | Exception] = {}
+        errors: list[Exception | None] = []
+        try:
+            for abspath in abspaths:
+                parent, name = os.path.split(abspath)
+                try:
+                    folder = self._open_folder(parent, folders)
+                    os.unlink(name, dir_fd=folder)
+                    errors.append(None)
+                except Exception as exc:
+                    errors.append(exc)
+        finally:
+            for fd in folders.values():
+                if isinstance(fd, int):
+                    os.close(fd)
+        return errors
+
+    def _open_folder(self, abspath: str, opened: dict[str, int | Exception]) -> int:
+        """A handle on the folder `abspath` (under the root), reached without following any symlink."""
+        known = opened.get(abspath)
+        if known is None:
+            try:
+                if abspath == self.root:
+                    known = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+                else:
+                    parent, name = os.path.split(abspath)
+                    if len(parent) < len(self.root) or not name:
+                        raise UnsafePath(f"{abspath!r} is not under the root {self.root!r}")
+                    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                    known = os.open(name, flags, dir_fd=self._open_folder(parent, opened))
+            except UnsafePath as exc:
+                known = exc
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    known = exc
+                else:
+                    known = SymlinkInPath(f"{abspath!r} is a symlink or not a folder; nothing removed in it")
+            opened[abspath] = known
+        if isinstance(known, Exception):
+            raise known
+        return known
 
     def _do_rmdir(self, abspath: str) -> None:
         os.rmdir(abspath)

@@ -7,14 +7,20 @@ dry-run `Guard`. Backends only implement the `_do_*` hooks, which receive absolu
 
 from __future__ import annotations
 
+import errno
 import posixpath
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO, Protocol, Self, runtime_checkable
 
+from seqshare.transfer.errors import UnsafePath
 from seqshare.transfer.guard import Action, Guard
 from seqshare.transfer.paths import check_path, resolve_under
+
+
+class SymlinkInPath(UnsafePath):
+    """A folder on the path is a symlink (or not a folder): nothing is done through it."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,8 @@ class Remote(Protocol):
     guard: Guard
 
     def stat(self, path: str) -> Entry | None: ...
+    def stat_many(self, paths: Sequence[str]) -> list[Entry | None]: ...
+    def check_parents(self, paths: Sequence[str], *, within: str) -> list[Exception | None]: ...
     def list(self, dir: str) -> list[Entry]: ...
     def list_many(self, dirs: Sequence[str]) -> list[list[Entry]]: ...
     def makedirs(self, dir: str) -> None: ...
@@ -64,7 +72,7 @@ class Remote(Protocol):
     def read_bytes(self, path: str) -> bytes: ...
     def rename(self, src: str, dst: str, *, replace: bool = False) -> None: ...
     def remove(self, path: str) -> None: ...
-    def remove_many(self, paths: Iterable[str]) -> list[RemoveResult]: ...
+    def remove_many(self, paths: Iterable[str], *, within: str | None = None) -> list[RemoveResult]: ...
     def rmdir(self, path: str) -> None: ...
     def set_mtime(self, path: str, when: datetime) -> None: ...
     def close(self) -> None: ...
@@ -78,6 +86,21 @@ def epoch_seconds(when: datetime) -> float:
 
 def from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def _first_problem(chain: Sequence[str], found: dict[str, Entry | Exception | None]) -> Exception | None:
+    """Why the folders of `chain` (top first) are not all real folders, or None when they are."""
+    for folder in chain:
+        entry = found[folder]
+        if isinstance(entry, Exception):
+            return entry
+        if entry is None:
+            return FileNotFoundError(errno.ENOENT, "folder is gone", folder)
+        if entry.is_symlink:
+            return SymlinkInPath(f"{folder!r} is a symlink; nothing is done through it")
+        if not entry.is_dir:
+            return SymlinkInPath(f"{folder!r} is not a folder; nothing is done through it")
+    return None
 
 
 class _NullWriter:
@@ -114,6 +137,62 @@ class BaseRemote:
     def stat(self, path: str) -> Entry | None:
         """lstat `path`; None when it does not exist."""
         return self._do_stat(self._abs(path), check_path(path))
+
+    def stat_many(self, paths: Sequence[str]) -> list[Entry | None]:
+        """`stat` of each path, in order (SFTP pipelines the requests). Raises the first error other than
+        "missing", after every request has settled."""
+        results = self._stat_each(paths)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results  # type: ignore[return-value]
+
+    def check_parents(self, paths: Sequence[str], *, within: str) -> list[Exception | None]:
+        """For each path, None when every folder from `within` down to the path's parent is a real folder
+        (lstat: never followed), else why not: `SymlinkInPath` (a symlink or a file on the way), a
+        `FileNotFoundError` (a folder is missing), `UnsafePath` (not under `within`), or the lstat's error.
+
+        Each distinct folder is looked at once, all in one pipelined round trip, so a batch of thousands of
+        files under a few dozen folders costs a few dozen lstats. Nothing guarantees the folders stay as
+        they were after the answer: see `remove_many`.
+        """
+        top = check_path(within)
+        prefix = top + "/" if top else ""
+        chains: dict[str, tuple[str, ...]] = {}  # parent folder → the folders from `within` down to it
+        parents: list[str | Exception] = []
+        for path in paths:
+            try:
+                relative = check_path(path)
+                if not relative.startswith(prefix) or relative == top:
+                    raise UnsafePath(f"{path!r} is not under {within!r}")
+            except Exception as exc:
+                parents.append(exc)
+                continue
+            parent = relative.rpartition("/")[0]
+            if parent not in chains:
+                below = parent[len(prefix) :].split("/") if parent != top else []
+                chains[parent] = (top, *(prefix + "/".join(below[: n + 1]) for n in range(len(below))))
+            parents.append(parent)
+        folders = sorted({folder for chain in chains.values() for folder in chain})
+        found = dict(zip(folders, self._stat_each(folders), strict=True))
+        problems = {parent: _first_problem(chain, found) for parent, chain in chains.items()}
+        return [parent if isinstance(parent, Exception) else problems[parent] for parent in parents]
+
+    def _stat_each(self, paths: Sequence[str]) -> list[Entry | Exception | None]:
+        """lstat of each path, in order; a path's error (bad path included) is its result, not raised."""
+        results: list[Entry | Exception | None] = []
+        todo: list[tuple[int, str, str]] = []
+        for path in paths:
+            try:
+                todo.append((len(results), self._abs(path), check_path(path)))
+                results.append(None)
+            except Exception as exc:
+                results.append(exc)
+        if todo:
+            answers = self._do_stat_many([a for _, a, _ in todo], [r for _, _, r in todo])
+            for (index, _, _), answer in zip(todo, answers, strict=True):
+                results[index] = answer
+        return results
 
     def list(self, dir: str = "") -> list[Entry]:
         """Entries of `dir` (not recursive) with attributes, sorted by name, in one listing round trip."""
@@ -199,12 +278,32 @@ class BaseRemote:
             return
         self._do_remove(self._abs(path))
 
-    def remove_many(self, paths: Iterable[str]) -> list[RemoveResult]:
-        """Remove files; one result per path, in order. Bad paths fail alone; nothing is raised."""
+    def remove_many(self, paths: Iterable[str], *, within: str | None = None) -> list[RemoveResult]:
+        """Remove files; one result per path, in order. Bad paths fail alone; nothing is raised.
+
+        With `within` (a group's directory), the folders of every path, from `within` down, are checked
+        by `check_parents` right before the removes are sent, and a path that fails the check is not
+        removed: its result is the reason (`SymlinkInPath` for a symlink on the way; `FileNotFoundError`
+        when a folder is gone, with no REMOVE sent). This stops a folder swapped for a symlink to another
+        group's folder after the purge listed it.
+
+        The window that remains: SFTP has no openat/O_NOFOLLOW for REMOVE, so the server resolves every
+        path again when the REMOVE arrives, one round trip after the lstat replies; a writer in the
+        group's directory could swap a folder within that round trip. It is closed by the deployment
+        (docs/deployment-sftp.md): the groups' accounts are read-only and chrooted, so only the delivery
+        account, which never makes a symlink, can change anything under a group's directory. (The local
+        backend has no such window: it removes through folder handles that never follow a symlink.)
+        """
+        paths = list(paths)
+        problems: list[Exception | None] = (
+            self.check_parents(paths, within=within) if within is not None else [None] * len(paths)
+        )
         results: list[RemoveResult | None] = []
-        todo: list[tuple[int, str]] = []
-        for path in paths:
+        todo: list[tuple[int, str, str]] = []
+        for path, problem in zip(paths, problems, strict=True):
             try:
+                if problem is not None:
+                    raise problem
                 relative = check_path(path)
                 if not relative:
                     raise IsADirectoryError("refusing to remove the remote root")
@@ -212,12 +311,16 @@ class BaseRemote:
                 results.append(RemoveResult(path, exc))
                 continue
             if self.guard.allow(Action.REMOVE, relative):
-                todo.append((len(results), path))
+                try:
+                    todo.append((len(results), path, self._abs(path)))
+                except Exception as exc:  # the local backend: a symlink leading out of the root
+                    results.append(RemoveResult(path, exc))
+                    continue
                 results.append(None)
             else:
                 results.append(RemoveResult(path))
-        errors = self._do_remove_many([self._abs(p) for _, p in todo]) if todo else []
-        for (index, path), error in zip(todo, errors, strict=True):
+        errors = self._do_remove_many([a for _, _, a in todo]) if todo else []
+        for (index, path, _), error in zip(todo, errors, strict=True):
             results[index] = RemoveResult(path, error)
         return [r for r in results if r is not None]
 
@@ -249,6 +352,17 @@ class BaseRemote:
     # -- backend hooks (absolute, checked paths) -------------------------------------------------------
     def _do_stat(self, abspath: str, relative: str) -> Entry | None:
         raise NotImplementedError
+
+    def _do_stat_many(
+        self, abspaths: Sequence[str], relatives: Sequence[str]
+    ) -> list[Entry | Exception | None]:
+        results: list[Entry | Exception | None] = []
+        for abspath, relative in zip(abspaths, relatives, strict=True):
+            try:
+                results.append(self._do_stat(abspath, relative))
+            except Exception as exc:
+                results.append(exc)
+        return results
 
     def _do_list(self, abspath: str, relative: str) -> list[Entry]:
         raise NotImplementedError

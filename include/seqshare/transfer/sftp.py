@@ -11,7 +11,8 @@ Connection setup (see /work/shared/notes/sftp.md for the measurements behind eac
 - writes are pipelined (`set_pipelined(True)`), unbuffered, so each 4 MiB write from `copy_file` becomes
   ~16 back-to-back requests; every one's status is checked, at the latest on close (`_Writer.close`:
   paramiko itself drops the last ones unchecked);
-- `remove_many` keeps up to 1,024 remove requests in flight and reads each reply's own status;
+- `remove_many` keeps up to 1,024 remove requests in flight and reads each reply's own status (the lstat
+  of its folders, `check_parents`, is pipelined the same way);
   `list_many` lists up to 64 folders at once (OPENDIR, READDIR until EOF, CLOSE for each, interleaved).
 
 One `SftpRemote` is one SSH connection + one SFTP session; use it from one thread at a time.
@@ -25,6 +26,7 @@ import contextlib
 import errno
 import socket
 import stat as stat_module
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Self
@@ -33,11 +35,13 @@ import paramiko
 from paramiko.message import Message
 from paramiko.sftp import (
     _VERSION,
+    CMD_ATTRS,
     CMD_CLOSE,
     CMD_EXTENDED,
     CMD_EXTENDED_REPLY,
     CMD_HANDLE,
     CMD_INIT,
+    CMD_LSTAT,
     CMD_NAME,
     CMD_OPENDIR,
     CMD_READDIR,
@@ -65,7 +69,7 @@ from seqshare.transfer.remote import BaseRemote, Entry, from_epoch
 
 DEFAULT_REQUEST_SIZE = 32 * 1024  # what every SFTP server must accept
 MAX_REQUEST_SIZE_CAP = 255 * 1024  # OpenSSH's own limit (261,120); larger gains nothing
-REMOVE_WINDOW = 1024  # remove requests in flight (notes: ~22,000 files/s vs ~4,000 one at a time)
+PIPELINE_WINDOW = 1024  # remove or lstat requests in flight (notes: ~22,000 files/s vs ~4,000 one at a time)
 LIST_WINDOW = 64  # folders listed at once by list_many (each has one request in flight at a time)
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr")
 
@@ -455,32 +459,49 @@ class SftpRemote(BaseRemote):
         with self._translate():
             self._client.remove(abspath)
 
-    def _do_remove_many(self, abspaths: Sequence[str]) -> list[Exception | None]:
-        """Up to REMOVE_WINDOW removes in flight; each reply's status becomes that path's result."""
+    def _pipelined(self, command: int, abspaths: Sequence[str]) -> Iterator[tuple[int, Message]]:
+        """Send `command` for every path, up to PIPELINE_WINDOW in flight; yield each reply, in order."""
         client = self._client
         replies = _Replies()
-        numbers: list[int] = []
-        results: list[Exception | None] = []
-
-        def settle_oldest() -> None:
-            number = numbers[len(results)]
-            while number not in replies.by_number:
-                client._read_response()
-            kind, message = replies.by_number.pop(number)
-            path = abspaths[len(results)]
-            if kind != CMD_STATUS:
-                results.append(OSError(f"unexpected SFTP reply {kind} to remove: {path}"))
-            else:
-                code = message.get_int()
-                results.append(_status_error(code, message.get_text(), path))
-
+        numbers: deque[int] = deque()
         with self._translate():
             for abspath in abspaths:
-                numbers.append(client._async_request(replies, CMD_REMOVE, abspath))
-                if len(numbers) - len(results) >= REMOVE_WINDOW:
-                    settle_oldest()
-            while len(results) < len(numbers):
-                settle_oldest()
+                numbers.append(client._async_request(replies, command, abspath))
+                if len(numbers) >= PIPELINE_WINDOW:
+                    yield self._settle(replies, numbers.popleft())
+            while numbers:
+                yield self._settle(replies, numbers.popleft())
+
+    def _settle(self, replies: _Replies, number: int) -> tuple[int, Message]:
+        while number not in replies.by_number:
+            self._client._read_response()
+        return replies.by_number.pop(number)
+
+    def _do_stat_many(
+        self, abspaths: Sequence[str], relatives: Sequence[str]
+    ) -> list[Entry | Exception | None]:
+        """LSTAT of every path pipelined: one round trip for the lot, not one per path."""
+        results: list[Entry | Exception | None] = []
+        for (kind, message), abspath, relative in zip(
+            self._pipelined(CMD_LSTAT, abspaths), abspaths, relatives, strict=True
+        ):
+            if kind == CMD_ATTRS:
+                results.append(self._entry(relative, paramiko.SFTPAttributes._from_msg(message)))
+            elif kind == CMD_STATUS:
+                error = _status_error(message.get_int(), message.get_text(), abspath)
+                results.append(None if isinstance(error, FileNotFoundError) else error)
+            else:
+                results.append(OSError(f"unexpected SFTP reply {kind} to lstat: {abspath}"))
+        return results
+
+    def _do_remove_many(self, abspaths: Sequence[str]) -> list[Exception | None]:
+        """Up to PIPELINE_WINDOW removes in flight; each reply's status becomes that path's result."""
+        results: list[Exception | None] = []
+        for (kind, message), abspath in zip(self._pipelined(CMD_REMOVE, abspaths), abspaths, strict=True):
+            if kind != CMD_STATUS:
+                results.append(OSError(f"unexpected SFTP reply {kind} to remove: {abspath}"))
+            else:
+                results.append(_status_error(message.get_int(), message.get_text(), abspath))
         return results
 
     def _do_rmdir(self, abspath: str) -> None:
