@@ -180,9 +180,9 @@ def read_export(path: Path) -> LimsExport:
 
 def label(value: object) -> str:
     """A record's name as it appears in an error line: as is when it is a short plain name, else quoted."""
-    if isinstance(value, str) and value.isprintable() and len(value) <= 100:
+    if isinstance(value, str) and value.isprintable() and len(value) <= 60:
         return value
-    return quote(value, limit=100)
+    return quote(value, limit=60)
 
 
 def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
