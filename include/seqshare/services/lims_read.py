@@ -1,8 +1,8 @@
 """Reading a LIMS export (JSON or YAML): bounded, strict about keys, every problem named as bad input.
 
-What is read is bounded before it can cost memory or stack: the file's size (MAX_BYTES), and how deeply it
-nests (MAX_DEPTH; the schema itself needs six levels). A key given twice in one mapping is refused, never
-silently resolved to the last value (`ttl_days: 7` then `ttl_days: 3650` would store 3650).
+What is read is bounded before it can cost memory or stack: the file's size (MAX_BYTES), how deeply it nests
+(MAX_DEPTH), and the errors collected (validation stops at a list's first bad record). A key given twice
+in one mapping is refused, never resolved to the last (`ttl_days: 7` then `ttl_days: 3650` stored 3650).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from seqshare.errors import InvalidInput, quote
 from seqshare.lims_schema import LimsExport
 
 MAX_BYTES = 32 * 1024 * 1024  # a whole facility's export is a few megabytes
-MAX_DEPTH = 20  # export > runs > [i] > lanes > [j] > pools > [k] is the deepest the schema goes
+MAX_DEPTH = 20  # the schema needs 7: export > runs > [i] > lanes > [j] > pools > [k] (a pool id)
 KEYS = {"groups": "name", "users": "username", "projects": "name", "pools": "id", "runs": "run_id"}
 _MERGE = "tag:yaml.org,2002:merge"
 
