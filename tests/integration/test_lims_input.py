@@ -140,6 +140,18 @@ def test_a_million_bad_records_give_one_error_not_a_million(tmp_path) -> None:
     assert "more error" not in text or "and 1 more error(s)" in text
 
 
+def test_a_yaml_alias_bomb_is_refused_with_a_summary_not_its_expansion(tmp_path) -> None:
+    """Nine lines of aliases are 9**9 strings; the error shows the shape, never builds the whole repr."""
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join([*lines, "groups: *a8", ""]))
+    text = _refused(
+        path, r"bomb\.yaml: groups\[0\]: Input should be a valid dictionary .*\(got \[\[\[\.\.\.\], "
+    )
+    assert len(text) - len(str(path)) < 400
+
+
 # --- item 12: ASCII ids, printable names, bounded quotes, refused on both backends -------------------
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -178,11 +179,24 @@ def read_export(path: Path) -> LimsExport:
         raise InvalidInput(f"{path}: {_describe(exc, data)}") from None
 
 
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxlist, _SHORT_REPR.maxdict = 2, 4, 4
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = 60
+
+
+def shown(value: object, limit: int = 200) -> str:
+    """A value for an error line, bounded. A list or mapping is cut before its repr is built: with YAML
+    aliases a few lines can be a structure of millions of items, whose full repr alone takes seconds."""
+    if isinstance(value, (list, dict, tuple, set)):
+        return _SHORT_REPR.repr(value)[:limit]
+    return quote(value, limit=limit)
+
+
 def label(value: object) -> str:
     """A record's name as it appears in an error line: as is when it is a short plain name, else quoted."""
     if isinstance(value, str) and value.isprintable() and len(value) <= 60:
         return value
-    return quote(value, limit=60)
+    return shown(value, limit=60)
 
 
 def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
@@ -202,6 +216,6 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
             parts.append(str(step))
             node = node.get(step) if isinstance(node, dict) else None
     where = ".".join(parts) or "file"
-    got = "" if err["type"] == "missing" else f" (got {quote(err.get('input'))})"
+    got = "" if err["type"] == "missing" else f" (got {shown(err.get('input'))})"
     more = len(exc.errors()) - 1
     return f"{where}: {err['msg']}{got}" + (f"; and {more} more error(s)" if more else "")
