@@ -7,6 +7,7 @@ users by username, projects by name, pools by `SLX-` id, runs by Illumina run id
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from typing import Annotated
 
@@ -14,19 +15,48 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from seqshare.rules import GroupKind
 
-POOL_ID = r"^SLX-\d+$"
+# Patterns spell their classes out in ASCII: pydantic's regex engine is Unicode-aware, so `\d` would take
+# `SLX-١٢٣` (Arabic-Indic digits) as a pool id and `\w` any letter of any script.
+POOL_ID = r"^SLX-[0-9]+$"
 INDEX = r"^[ACGTN]+$"
+# Never shown as they are: control characters (NUL, tab, newline, escape...), line and paragraph separators,
+# lone surrogates, and the bidirectional overrides that make a name read as another.
+_UNPRINTABLE = frozenset({"Cc", "Cs", "Zl", "Zp"})
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+def _printable(value: str) -> str:
+    """A name is one line of visible text: SQLite would store a NUL or a newline, PostgreSQL refuses a NUL
+    with a raw error, and either would corrupt a log line, a directory listing or a page."""
+    for i, char in enumerate(value):
+        if unicodedata.category(char) in _UNPRINTABLE or char in _BIDI_CONTROLS:
+            raise ValueError(
+                f"must not contain control characters, line breaks or bidirectional controls "
+                f"(found {char!r} at position {i})"
+            )
+    return value
+
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_printable)
+]
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)]
-PoolId = Annotated[str, StringConstraints(pattern=POOL_ID)]
+Email = Annotated[
+    str,
+    StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320),
+    AfterValidator(_printable),
+]
+PoolId = Annotated[str, StringConstraints(pattern=POOL_ID, max_length=50)]
 IndexSeq = Annotated[
     str,
     BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
     StringConstraints(pattern=INDEX, max_length=64),
 ]
 RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")]
+RunFolder = Annotated[str, StringConstraints(min_length=1, max_length=4096), AfterValidator(_printable)]
+# One bad record stops a list's validation: a file of a million bad records gives one error, not a million
+# (pydantic would otherwise build every error, gigabytes for a few megabytes of input).
+FailFast = Field(fail_fast=True)
 
 
 def _safe_ftp_dir(value: str) -> str:
@@ -61,9 +91,11 @@ class Strict(BaseModel):
 class GroupIn(Strict):
     name: Name
     kind: GroupKind
-    ftp_dir: Annotated[str, AfterValidator(_safe_ftp_dir)] | None = None
+    ftp_dir: Annotated[str, StringConstraints(max_length=255), AfterValidator(_safe_ftp_dir)] | None = None
     special: bool = False
     ttl_days: Annotated[int, Field(ge=1, le=3650)] | None = None  # None: the default time to live
+    # An external group receives its own projects' pools on every run unless this is false.
+    receives_own_projects: bool = True
 
 
 class UserIn(Strict):
@@ -87,26 +119,26 @@ class SampleIn(Strict):
 class PoolIn(Strict):
     id: PoolId
     project: Name
-    samples: list[SampleIn] = Field(default_factory=list)
+    samples: Annotated[list[SampleIn], FailFast] = Field(default_factory=list)
 
 
 class LaneIn(Strict):
     lane: Annotated[int, Field(ge=1, le=64)]
-    pools: list[PoolId] = Field(min_length=1)
+    pools: Annotated[list[PoolId], FailFast] = Field(min_length=1)
 
 
 class RunIn(Strict):
     run_id: RunId
     flowcell: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,50}$")] | None = None
     instrument: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,50}$")] | None = None
-    run_folder: str | None = None
+    run_folder: RunFolder | None = None
     started_at: Annotated[datetime, AfterValidator(_aware)] | None = None
-    lanes: list[LaneIn] = Field(default_factory=list)
+    lanes: Annotated[list[LaneIn], FailFast] = Field(default_factory=list)
 
 
 class LimsExport(Strict):
-    groups: list[GroupIn] = Field(default_factory=list)
-    users: list[UserIn] = Field(default_factory=list)
-    projects: list[ProjectIn] = Field(default_factory=list)
-    pools: list[PoolIn] = Field(default_factory=list)
-    runs: list[RunIn] = Field(default_factory=list)
+    groups: Annotated[list[GroupIn], FailFast] = Field(default_factory=list)
+    users: Annotated[list[UserIn], FailFast] = Field(default_factory=list)
+    projects: Annotated[list[ProjectIn], FailFast] = Field(default_factory=list)
+    pools: Annotated[list[PoolIn], FailFast] = Field(default_factory=list)
+    runs: Annotated[list[RunIn], FailFast] = Field(default_factory=list)

@@ -5,24 +5,22 @@ Bad input writes nothing and names the record and field: `pools[2] (SLX-12345).s
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from seqshare.db.models import Group, Pool, Project, Run, RunLane, Sample, User
-from seqshare.errors import InvalidInput
+from seqshare.errors import InvalidInput, quote
 from seqshare.lims_schema import LimsExport
 from seqshare.rules import GroupKind
+from seqshare.services.lims_dirs import check_ftp_dirs, free_moving_dirs
+from seqshare.services.lims_read import label, read_export
 
-KEYS = {"groups": "name", "users": "username", "projects": "name", "pools": "id", "runs": "run_id"}
+__all__ = ["ImportReport", "import_export", "read_export", "validate_references"]
 
 
 @dataclass
@@ -43,57 +41,11 @@ class ImportReport:
         return {kind: {o: c[o] for o in outcomes} for kind, c in self.counts.items()}
 
 
-def read_export(path: Path) -> LimsExport:
-    """Parse and validate a LIMS export file (JSON or YAML)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInput(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{path}: cannot read: {exc}") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise InvalidInput(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict):
-        raise InvalidInput(f"{path}: expected a mapping with groups, users, projects, pools, runs")
-    try:
-        return LimsExport.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInput(f"{path}: {_describe(exc, data)}") from None
-
-
-def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
-    """The first error as `pools[2] (SLX-1).samples[0].index: message (got 'X')`, plus a count of others."""
-    err = exc.errors()[0]
-    loc = list(err["loc"])
-    parts: list[str] = []
-    node: Any = data
-    for i, step in enumerate(loc):
-        if isinstance(step, int):
-            parts[-1] += f"[{step}]"
-            node = node[step] if isinstance(node, list) and step < len(node) else None
-            kind = loc[i - 1] if i else None
-            if isinstance(node, dict) and kind in KEYS and node.get(KEYS[kind]) is not None:
-                parts[-1] += f" ({node.get(KEYS[str(kind)])})"
-        else:
-            parts.append(str(step))
-            node = node.get(step) if isinstance(node, dict) else None
-    where = ".".join(parts) or "file"
-    got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
-    more = len(exc.errors()) - 1
-    return f"{where}: {err['msg']}{got}" + (f"; and {more} more error(s)" if more else "")
-
-
 def _check_unique(kind: str, names: Iterable[str]) -> None:
     seen: set[str] = set()
     for i, name in enumerate(names):
         if name in seen:
-            raise InvalidInput(f"{kind}[{i}] ({name}): appears more than once in the file")
+            raise InvalidInput(f"{kind}[{i}] ({label(name)}): appears more than once in the file")
         seen.add(name)
 
 
@@ -107,7 +59,7 @@ def validate_references(session: Session, export: LimsExport) -> None:
 
     db_groups = {g.name: g for g in session.scalars(select(Group))}
     for i, g in enumerate(export.groups):
-        where = f"groups[{i}] ({g.name})"
+        where = f"groups[{i}] ({label(g.name)})"
         if g.kind is GroupKind.EXTERNAL and not g.ftp_dir:
             raise InvalidInput(f"{where}.ftp_dir: an external group needs its directory on the FTP server")
         if g.kind is GroupKind.INTERNAL and g.ftp_dir:
@@ -116,6 +68,11 @@ def validate_references(session: Session, export: LimsExport) -> None:
             )
         if g.special and g.kind is not GroupKind.EXTERNAL:
             raise InvalidInput(f"{where}.special: only an external group can be the special group")
+        if not g.receives_own_projects and g.kind is not GroupKind.EXTERNAL:
+            raise InvalidInput(
+                f"{where}.receives_own_projects: applies to external groups only (an internal group's "
+                "members download their own projects)"
+            )
 
     # The state after the import: file records over database records.
     after = {name: (g.kind, g.ftp_dir, g.is_special) for name, g in db_groups.items()}
@@ -126,26 +83,7 @@ def validate_references(session: Session, export: LimsExport) -> None:
             f"groups: more than one special group after import ({', '.join(specials)}); "
             "set special: false on all but one"
         )
-    in_file = {g.name for g in export.groups}
-    dir_owner = {g.ftp_dir: name for name, g in db_groups.items() if g.ftp_dir and name not in in_file}
-    for i, g in enumerate(export.groups):
-        if g.ftp_dir and dir_owner.setdefault(g.ftp_dir, g.name) != g.name:
-            raise InvalidInput(
-                f"groups[{i}] ({g.name}).ftp_dir: {g.ftp_dir!r} is already the directory "
-                f"of group {dir_owner[g.ftp_dir]}"
-            )
-    # One group's directory may not hold another's: purging the outer one would reach into the inner one.
-    for i, g in enumerate(export.groups):
-        for other_dir, other in dir_owner.items():
-            if (
-                g.ftp_dir
-                and other != g.name
-                and (other_dir.startswith(g.ftp_dir + "/") or g.ftp_dir.startswith(other_dir + "/"))
-            ):
-                raise InvalidInput(
-                    f"groups[{i}] ({g.name}).ftp_dir: {g.ftp_dir!r} and {other_dir!r} (group {other}) are "
-                    "nested; each group needs a directory of its own"
-                )
+    check_ftp_dirs(session, export, db_groups)
 
     def known(names_in_file: Iterable[str], column: Any) -> set[str]:
         return set(names_in_file) | set(session.scalars(select(column)))
@@ -156,23 +94,27 @@ def validate_references(session: Session, export: LimsExport) -> None:
     pools = known((p.id for p in export.pools), Pool.name)
     for i, u in enumerate(export.users):
         if u.group not in groups:
-            raise InvalidInput(f"users[{i}] ({u.username}).group: unknown group {u.group!r}")
+            raise InvalidInput(f"users[{i}] ({u.username}).group: unknown group {quote(u.group)}")
     for i, p in enumerate(export.projects):
         if p.owner not in users:
-            raise InvalidInput(f"projects[{i}] ({p.name}).owner: unknown user {p.owner!r}")
+            raise InvalidInput(f"projects[{i}] ({label(p.name)}).owner: unknown user {quote(p.owner)}")
     for i, pool in enumerate(export.pools):
         if pool.project not in projects:
-            raise InvalidInput(f"pools[{i}] ({pool.id}).project: unknown project {pool.project!r}")
+            raise InvalidInput(f"pools[{i}] ({pool.id}).project: unknown project {quote(pool.project)}")
         seen: set[str] = set()
         for j, sample in enumerate(pool.samples):
             if sample.name in seen:
-                raise InvalidInput(f"pools[{i}] ({pool.id}).samples[{j}].name: {sample.name!r} appears twice")
+                raise InvalidInput(
+                    f"pools[{i}] ({pool.id}).samples[{j}].name: {quote(sample.name)} appears twice"
+                )
             seen.add(sample.name)
     for i, run in enumerate(export.runs):
         for j, lane in enumerate(run.lanes):
             for pool_id in lane.pools:
                 if pool_id not in pools:
-                    raise InvalidInput(f"runs[{i}] ({run.run_id}).lanes[{j}].pools: unknown pool {pool_id!r}")
+                    raise InvalidInput(
+                        f"runs[{i}] ({run.run_id}).lanes[{j}].pools: unknown pool {quote(pool_id)}"
+                    )
             if len(set(lane.pools)) != len(lane.pools):
                 raise InvalidInput(f"runs[{i}] ({run.run_id}).lanes[{j}].pools: a pool is listed twice")
 
@@ -210,6 +152,7 @@ def import_export(session: Session, export: LimsExport) -> ImportReport:
         if row is not None and row.is_special and not g.special:
             row.is_special = False
     session.flush()
+    free_moving_dirs(session, export)
     for g in export.groups:
         by_name[g.name] = _upsert(
             session,
@@ -217,7 +160,13 @@ def import_export(session: Session, export: LimsExport) -> ImportReport:
             "groups",
             Group,
             {"name": g.name},
-            {"kind": g.kind, "ftp_dir": g.ftp_dir, "is_special": g.special, "ttl_days": g.ttl_days},
+            {
+                "kind": g.kind,
+                "ftp_dir": g.ftp_dir,
+                "is_special": g.special,
+                "ttl_days": g.ttl_days,
+                "receives_own_projects": g.receives_own_projects,
+            },
         )
 
     def group_id(name: str) -> int:
