@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from seqshare.db.engine import lost_race, make_engine, make_sessions, transaction
 from seqshare.db.models import Run
 from seqshare.db.revision import HEAD_REVISION, database_revision
-from seqshare.errors import DatabaseNotReady, InvalidInput, SeqshareError
+from seqshare.errors import DatabaseNotReady, InvalidInput, SeqshareError, quote
 from seqshare.instants import parse_instant
 from seqshare.services import audit as audit_service
 from seqshare.services import sharing
@@ -381,14 +381,18 @@ def purge(
 
     logging.getLogger("paramiko").setLevel(logging.WARNING)  # one line per group, not per connection
 
-    with unit_of_work() as session:
-        external = purge_ledger.external_groups(session)
-    targets = [
-        {"group": name, "ftp_dir": ftp_dir} for name, ftp_dir in external if not group or name in group
-    ]
+    with unit_of_work() as session:  # the same directories as the daily DAG: groups_to_purge
+        targets = [
+            {"group": t.group, "ftp_dir": t.directory}
+            for t in purge_ledger.purge_targets(session)
+            if not group or t.group in group
+        ]
     unknown = sorted(set(group or []) - {t["group"] for t in targets})
     if unknown:
-        raise InvalidInput(f"not an external group with an FTP directory: {', '.join(unknown)}")
+        raise InvalidInput(
+            "no FTP directory to purge for "
+            f"{', '.join(quote(g) for g in unknown)} (not an external group, and no delivered files)"
+        )
     config = sftp_config_from_connection()
     lines: list[str] = []
     log = lines.append if as_json else out.print

@@ -165,7 +165,9 @@ def test_purge_through_the_cli_dry_run_first(tmp_path: Path, sshd_server, sftp_r
 
     refused = seqshare(url, "purge", "--group", "Odom Lab")
     assert refused.returncode == 1
-    assert refused.stderr == "error: not an external group with an FTP directory: Odom Lab\n"
+    assert refused.stderr == (
+        "error: no FTP directory to purge for 'Odom Lab' (not an external group, and no delivered files)\n"
+    )
 
 
 def test_run_plan_previews_a_run_folder_without_writing_anything(tmp_path: Path) -> None:
