@@ -105,3 +105,14 @@ def test_a_local_time_the_clocks_passed_twice_is_a_window_too() -> None:
     assert settle("RUN1", twice, {"P": [GroupShare("X", EXT, second + H, None)]}).instant == first
     with pytest.raises(InvalidInput, match="X granted"):
         settle("RUN1", twice, {"P": [GroupShare("X", EXT, first + timedelta(minutes=30), None)]})
+
+
+def test_a_share_revoked_and_granted_again_at_one_instant_changes_nothing() -> None:
+    # Set Sharing twice at one instant (Do Not Share, then Set Sharing again): the group is shared at every
+    # instant of the day, so the day is certain.
+    history = [
+        GroupShare("Ext Co", EXT, DAY_START - H, DAY_START + 5 * H),
+        GroupShare("Ext Co", EXT, DAY_START + 5 * H, None),
+    ]
+    assert changes_within(DAY_START, DAY_END, {"P": history}) == ()
+    assert _settle({"P": history}).instant == DAY_START

@@ -83,16 +83,26 @@ def changes_within(
       `always_entitled`): it receives at every instant, whatever its shares. An owner switched off (for
       itself or the installation) is an ordinary group here: its changes matter.
     Any other grant or revocation inside the window changes the set of groups entitled at some instants of
-    it and not at others, so it makes the answer depend on the hour.
+    it and not at others, so it makes the answer depend on the hour, unless it is undone at the same instant
+    (revoked and granted again at one instant): a group's changes count only if its share at some instant of
+    the window differs from its share at `earliest`.
     """
-    found: list[ShareChange] = []
+    by_group: dict[tuple[str, str], list[GroupShare]] = {}
     for project, history in histories.items():
         for share in history:
-            if share.kind is not GroupKind.EXTERNAL or (project, share.group) in always_entitled:
-                continue
-            for granted, at in ((True, share.granted_at), (False, share.revoked_at)):
-                if at is not None and earliest < at <= latest:
-                    found.append(ShareChange(project, share.group, granted, at))
+            if share.kind is GroupKind.EXTERNAL and (project, share.group) not in always_entitled:
+                by_group.setdefault((project, share.group), []).append(share)
+    found: list[ShareChange] = []
+    for (project, group), shares in by_group.items():
+        inside = [
+            ShareChange(project, group, granted, at)
+            for share in shares
+            for granted, at in ((True, share.granted_at), (False, share.revoked_at))
+            if at is not None and earliest < at <= latest
+        ]
+        at_start = any(s.contains(earliest) for s in shares)
+        if any(any(s.contains(c.at) for s in shares) != at_start for c in inside):
+            found.extend(inside)
     return tuple(sorted(found, key=lambda c: (c.at, c.project, c.group.casefold(), c.granted)))
 
 
