@@ -36,8 +36,6 @@ from seqshare.runfolder import RunFolder
 from seqshare.runfolder.models import StartPrecision
 from seqshare.services import lookup
 
-__all__ = ["SequencingInstant", "freeze_snapshot", "preview_plan", "register_run", "sequencing_instant"]
-
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 
 
