@@ -69,7 +69,7 @@ def build_run(
 # The delivery scenario of the product issue, on the test world's projects and pools:
 POOLS = {"SLX-1": ["S1", "S2"], "SLX-2": ["S3"], "SLX-3": ["S4"], "SLX-4": ["S5"], "SLX-5": ["S6"]}
 EXPECTED = {  # group -> pools it must receive
-    "Ext Co": {"SLX-1", "SLX-2"},  # Int Project shared before sequencing, with two groups
+    "Ext Co": {"SLX-1", "SLX-2", "SLX-5"},  # Int Project shared before sequencing; Ext Project, its own
     "Ext Two": {"SLX-1", "SLX-2"},
     "Special": {"SLX-3"},  # Member Project: revoked after sequencing, still delivered
 }

@@ -114,7 +114,7 @@ def test_a_run_reaches_exactly_the_groups_entitled_at_sequencing_time(
 def test_a_run_with_no_external_share_finishes_green_with_nothing_to_do(
     dag, airflow_db, app_sessions, sftp_connection, tmp_path
 ) -> None:
-    built = build_run(tmp_path / "runs", {"SLX-5": ["S6"]})  # Ext Project: shared with an internal group only
+    built = build_run(tmp_path / "runs", {"SLX-4": ["S5"]})  # Other Project: shared only after sequencing
     with app_sessions.begin() as s:
         load_scenario(s)
     run = dag.test(run_conf={"run_folder": str(built.path)}, logical_date=None)
@@ -279,7 +279,7 @@ def test_a_sequencing_time_override_given_at_trigger_decides_the_groups_and_is_a
 
     assert run.state == "success"
     ext_co = sftp_connection / FTP_DIRS["Ext Co"] / RUN_ID
-    assert sorted(p.name for p in ext_co.iterdir() if p.is_dir()) == ["SLX-1", "SLX-2", "SLX-4"]
+    assert sorted(p.name for p in ext_co.iterdir() if p.is_dir()) == ["SLX-1", "SLX-2", "SLX-4", "SLX-5"]
     assert not (sftp_connection / FTP_DIRS["Special"] / RUN_ID).exists()
     with app_sessions.begin() as s:
         events = s.scalars(

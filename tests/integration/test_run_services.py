@@ -17,6 +17,8 @@ from seqshare.services import leases, ledger, runs, sharing
 from tests.runs import DAY, EXPECTED, POOLS, RUN_ID, SEQUENCED, build_run, load_scenario
 
 NOW = datetime(2026, 3, 5, tzinfo=UTC)
+# Ext Co (external) owns Ext Project (SLX-5): it receives its own project's pool on every run.
+EXPECTED_WITH_OWNER = {**EXPECTED, "Ext Co": EXPECTED["Ext Co"] | {"SLX-5"}}
 
 
 @pytest.fixture
@@ -36,7 +38,7 @@ def test_the_plan_follows_the_snapshot_rule(sessions, run_path) -> None:
         load_scenario(s)
     plan = _freeze(sessions, run_path)
     assert (plan.instant, plan.source) == (SEQUENCED, SnapshotSource.LIMS)
-    assert {g.group: set(g.pools) for g in plan.groups} == EXPECTED
+    assert {g.group: set(g.pools) for g in plan.groups} == EXPECTED_WITH_OWNER
     withheld = {(p.pool, w.group, w.reason.value) for p in plan.pools for w in p.withheld}
     assert ("SLX-4", "Ext Co", "shared only after sequencing") in withheld
     assert ("SLX-5", "Other Lab", "internal group: access through the download tool, no copy") in withheld
@@ -57,7 +59,7 @@ def test_the_snapshot_is_frozen_once_and_reused_after_sharing_changes(sessions, 
     with sessions() as s:
         assert len(s.scalars(select(RunSnapshot)).all()) == 1
         entries = {(e.pool.name, e.group.name) for e in s.scalars(select(SnapshotEntry))}
-    assert entries == {(p, g) for g, pools in EXPECTED.items() for p in pools}
+    assert entries == {(p, g) for g, pools in EXPECTED_WITH_OWNER.items() for p in pools}
 
 
 def test_an_override_is_used_and_audited_and_cannot_be_changed_later(sessions, run_path) -> None:
@@ -67,7 +69,7 @@ def test_an_override_is_used_and_audited_and_cannot_be_changed_later(sessions, r
     plan = _freeze(sessions, run_path, override=late)
     assert plan.source is SnapshotSource.OVERRIDE
     assert {g.group: set(g.pools) for g in plan.groups} == {
-        "Ext Co": {"SLX-1", "SLX-2", "SLX-4"},
+        "Ext Co": {"SLX-1", "SLX-2", "SLX-4", "SLX-5"},
         "Ext Two": {"SLX-1", "SLX-2"},
     }
     with sessions() as s:

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
+from seqshare.delivery.instant import Precision
 from seqshare.delivery.snapshot import PoolSnapshot, SnapshotSource, Withheld, WithheldReason
 from seqshare.errors import InvalidInput
 
@@ -48,12 +49,17 @@ class GroupPlan:
 
 @dataclass(frozen=True)
 class DeliveryPlan:
+    """Who receives what of a run, frozen with its snapshot. Plans frozen before the precision, the note
+    and the owner rule existed have None there and still read (`from_dict`)."""
+
     run_id: str
     run_folder: str
     instant: datetime
     source: SnapshotSource
     pools: tuple[PoolSnapshot, ...]
     groups: tuple[GroupPlan, ...]
+    precision: Precision | None = None  # how precisely the instant is known
+    instant_note: str | None = None  # where the instant came from, and why it is certain
 
     def group(self, name: str) -> GroupPlan:
         for g in self.groups:
@@ -80,6 +86,7 @@ class DeliveryPlan:
                 PoolSnapshot(
                     pool=p["pool"],
                     project=p["project"],
+                    owner=p.get("owner"),
                     groups=tuple(p["groups"]),
                     withheld=tuple(
                         Withheld(
@@ -96,14 +103,20 @@ class DeliveryPlan:
                 GroupPlan(g["group"], g["ftp_dir"], tuple(PlannedFile(**f) for f in g["files"]))
                 for g in data["groups"]
             ),
+            precision=Precision(data["precision"]) if data.get("precision") else None,
+            instant_note=data.get("instant_note"),
         )
 
     def render(self) -> str:
         """The plan as text for people: task logs and `seqshare run plan`."""
-        lines = [f"run {self.run_id}: snapshot at {self.instant.isoformat()} ({self.source.value})"]
+        how = f", {self.precision.value}" if self.precision else ""
+        lines = [f"run {self.run_id}: snapshot at {self.instant.isoformat()} ({self.source.value}{how})"]
+        if self.instant_note:
+            lines.append(f"  sequencing time: {self.instant_note}")
         for pool in self.pools:
             lines.append(f"  {pool.pool} (project {pool.project})")
-            lines.append(f"    delivered to: {', '.join(pool.groups) or 'no external group'}")
+            receivers = [f"{g} ({pool.reason(g)})" for g in pool.groups]
+            lines.append(f"    delivered to: {', '.join(receivers) or 'no external group'}")
             lines.extend(f"    withheld from {w.describe()}" for w in pool.withheld)
         for g in self.groups:
             lines.append(
@@ -111,7 +124,7 @@ class DeliveryPlan:
                 f"{g.bytes:,} bytes, pools {', '.join(g.pools)}"
             )
         if not self.groups:
-            lines.append("  nothing to deliver: no pool of this run was shared with an external group")
+            lines.append("  nothing to deliver: no pool of this run goes to an external group")
         return "\n".join(lines)
 
 
@@ -133,6 +146,8 @@ def plan_deliveries(
     snapshot: Sequence[PoolSnapshot],
     files: Sequence[SourceFile],
     group_dirs: Mapping[str, str],
+    precision: Precision | None = None,
+    instant_note: str | None = None,
 ) -> DeliveryPlan:
     """Assign each pool's files to the groups the snapshot entitles; one GroupPlan per receiving group."""
     by_pool: dict[str, list[SourceFile]] = {}
@@ -173,6 +188,8 @@ def plan_deliveries(
         source=source,
         pools=tuple(snapshot),
         groups=groups,
+        precision=precision,
+        instant_note=instant_note,
     )
 
 

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from seqshare.runfolder.layout import Layout
+
+
+class StartPrecision(enum.StrEnum):
+    """How precisely the instrument's files give the run's start."""
+
+    EXACT = "exact"  # a timestamp with its zone
+    LOCAL = "local"  # a timestamp without a zone: instrument-local time, read in the configured zone
+    DAY = "day"  # a date only (in the files, or the run id's date): some time that day
+
+
+@dataclass(frozen=True)
+class InstrumentStart:
+    """When the instrument's files say the run started: every instant from ``earliest`` to ``latest``
+    (both included) is possible. One instant when exact; a whole day for a date; two instants an hour apart
+    for a local time the clocks passed twice (or skipped). Deciding what a window means for the snapshot
+    is not the reader's job (see :mod:`seqshare.delivery.instant`)."""
+
+    earliest: datetime
+    latest: datetime
+    precision: StartPrecision
+    note: str  # where it came from and what was assumed, for people (e.g. "RunInfo.xml Date 231108 ...")
 
 
 @dataclass(frozen=True)
@@ -40,8 +62,9 @@ class RunFolder:
     run_id: str
     flowcell: str
     instrument: str
-    started_at: datetime | None
+    started_at: datetime | None  # ``start.earliest``: kept for display; decisions use ``start``
     started_at_note: str
+    start: InstrumentStart | None  # None: no date at all in the instrument's files or the run id
     lanes: tuple[int, ...]
     completion_marker: str
     root: Path  # resolved

@@ -125,6 +125,7 @@ def read_run_folder(
         instrument=info.instrument,
         started_at=info.started_at,
         started_at_note=info.started_at_note,
+        start=info.start,
         lanes=info.lanes,
         completion_marker=marker,
         root=root,

@@ -9,35 +9,32 @@ sharing change made while a delivery is half done can never change who receives 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from seqshare import config
 from seqshare.db.models import (
     AuditAction,
     AuditEvent,
     Group,
     Pool,
+    Project,
     Run,
     RunLane,
     RunSnapshot,
     Share,
     SnapshotEntry,
+    User,
 )
+from seqshare.delivery.instant import Precision, SequencingInstant, settle
 from seqshare.delivery.plan import DeliveryPlan, SourceFile, plan_deliveries
-from seqshare.delivery.snapshot import GroupShare, SnapshotSource, snapshot_run
+from seqshare.delivery.snapshot import GroupShare, ProjectOwner, SnapshotSource, snapshot_run
 from seqshare.errors import InvalidInput
 from seqshare.runfolder import RunFolder
+from seqshare.runfolder.models import StartPrecision
 from seqshare.services import lookup
-
-
-@dataclass(frozen=True)
-class SequencingInstant:
-    instant: datetime
-    source: SnapshotSource
-
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 
@@ -70,19 +67,40 @@ def register_run(session: Session, folder: RunFolder) -> None:
 
 
 def sequencing_instant(run: Run, folder: RunFolder, override: datetime | None) -> SequencingInstant:
-    """The instant of the snapshot: an override given by ops, else the LIMS's start, else the instrument's."""
+    """The instant of the snapshot: an override given by ops, else the LIMS's start, else the instrument's.
+
+    The instrument's may be a window (a date only): `delivery.instant.settle` decides whether it is good
+    enough for the run's share history."""
     if override is not None:
-        if override.tzinfo is None:
+        if override.tzinfo is None or override.utcoffset() is None:
             raise InvalidInput(f"sequencing-time override {override.isoformat()} has no time zone")
-        return SequencingInstant(override, SnapshotSource.OVERRIDE)
+        return SequencingInstant(
+            override, SnapshotSource.OVERRIDE, Precision.EXACT, "override given by ops when triggering"
+        )
     if run.sequencing_started_at is not None:
-        return SequencingInstant(run.sequencing_started_at, SnapshotSource.LIMS)
-    if folder.started_at is not None:
-        return SequencingInstant(folder.started_at, SnapshotSource.INSTRUMENT)
+        return SequencingInstant(
+            run.sequencing_started_at, SnapshotSource.LIMS, Precision.EXACT, "the run's start in the LIMS"
+        )
+    start = folder.start
+    if start is not None:
+        return SequencingInstant(
+            instant=start.earliest,
+            source=SnapshotSource.INSTRUMENT,
+            precision=_PRECISION[start.precision],
+            note=start.note,
+            latest=start.latest,
+        )
     raise InvalidInput(
-        f"run {folder.run_id}: no sequencing start time in the LIMS or in the instrument's "
-        "files; trigger it with a sequencing_time override"
+        f"run {folder.run_id}: no sequencing start time in the LIMS, in the instrument's files or in the "
+        "run id; trigger it with a sequencing_time override (ISO 8601 with a time zone)"
     )
+
+
+_PRECISION = {
+    StartPrecision.EXACT: Precision.EXACT,
+    StartPrecision.LOCAL: Precision.LOCAL,
+    StartPrecision.DAY: Precision.DAY,
+}
 
 
 def _histories(session: Session, projects: set[int]) -> dict[str, list[GroupShare]]:
@@ -97,6 +115,17 @@ def _histories(session: Session, projects: set[int]) -> dict[str, list[GroupShar
             GroupShare(s.group.name, s.group.kind, s.granted_at, s.revoked_at)
         )
     return histories
+
+
+def _owners(session: Session, projects: set[int]) -> dict[str, ProjectOwner]:
+    """Each project's owner's group (today's: the owner rule does not depend on time) and its switch."""
+    rows = session.execute(
+        select(Project.name, Group.name, Group.kind, Group.receives_own_projects)
+        .join(User, Project.owner_id == User.id)
+        .join(Group, User.group_id == Group.id)
+        .where(Project.id.in_(projects))
+    )
+    return {project: ProjectOwner(group, kind, receives) for project, group, kind, receives in rows}
 
 
 def freeze_snapshot(
@@ -125,10 +154,22 @@ def freeze_snapshot(
             select(Pool).where(Pool.name.in_(folder.pool_ids)).options(selectinload(Pool.project))
         )
     }
+    project_ids = {p.project_id for p in pools.values()}
+    histories = _histories(session, project_ids)
+    owners = _owners(session, project_ids)
+    owners_receive = config.owner_receives_own()
+    when = settle(
+        run.run_id,
+        when,
+        histories,
+        always_entitled={(p, o.group) for p, o in owners.items() if o.receives(owners_receive)},
+    )
     snapshot = snapshot_run(
         {name: p.project.name for name, p in pools.items()},
-        _histories(session, {p.project_id for p in pools.values()}),
+        histories,
         when.instant,
+        owners,
+        owners_receive=owners_receive,
     )
     groups = {g.name: g for g in session.scalars(select(Group))}
     files = [
@@ -144,6 +185,8 @@ def freeze_snapshot(
         snapshot=snapshot,
         files=files,
         group_dirs={n: g.ftp_dir for n, g in groups.items() if g.ftp_dir},
+        precision=when.precision,
+        instant_note=when.note,
     )
     session.add(
         RunSnapshot(
