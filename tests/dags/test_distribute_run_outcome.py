@@ -158,3 +158,38 @@ def test_a_failed_group_cleared_with_downstream_turns_the_run_green(
         == len({r.remote_path for r in rows})
         == sum(len(built.files[p]) for pools in EXPECTED.values() for p in pools)
     )
+
+
+@pytest.mark.parametrize("missing", ["no report", "a partial report", "another run's report"])
+def test_the_report_checks_every_group_of_the_plan_frozen_in_the_database(
+    app_sessions, tmp_path, missing
+) -> None:
+    """The groups come from `runs.stored_plan`, not from the XComs of this DAG run: a group whose
+    delivery reported nothing, or not all its files, fails the report."""
+    from seqshare.tasks import distribute as tasks
+
+    built = build_run(tmp_path / "runs", POOLS)
+    with app_sessions.begin() as s:
+        load_scenario(s)
+    run = tasks.register(str(built.path))
+    plan = tasks.freeze(str(built.path), None, actor="test", expected_output=run["output_dir"])
+    reports = [
+        {"run_id": RUN_ID, "group": g.group, "files": len(g.files), "sent": len(g.files) - 1, "skipped": 1}
+        for g in plan.groups
+    ]
+    lines: list[str] = []
+    summary = tasks.report(RUN_ID, frozen=True, planned=True, reports=reports, log=lines.append)
+    assert summary["groups"] == reports
+    assert "group Special" in lines[0]
+
+    special = next(r for r in reports if r["group"] == "Special")
+    if missing == "no report":
+        reports.remove(special)
+    elif missing == "a partial report":
+        special["sent"] -= 1
+    else:
+        special["run_id"] = "another_run"
+    with pytest.raises(
+        tasks.RunNotDelivered, match=r"^delivery failed for Special; see their deliver tasks$"
+    ):
+        tasks.report(RUN_ID, frozen=True, planned=True, reports=reports, log=lines.append)
