@@ -123,8 +123,9 @@ def test_a_run_with_nothing_to_deliver_stays_green(
     assert tree(sftp_connection) == {}
 
 
-def test_a_failed_group_cleared_with_downstream_turns_the_run_green(
-    dag, airflow_db, app_sessions, sftp_connection, tmp_path, capfd
+@pytest.mark.parametrize("downstream", [True, False], ids=["with Downstream", "then the report"])
+def test_a_failed_group_cleared_and_rerun_turns_the_run_green(
+    dag, airflow_db, app_sessions, sftp_connection, tmp_path, capfd, downstream
 ) -> None:
     built = build_run(tmp_path / "runs", POOLS)
     with app_sessions.begin() as s:
@@ -139,10 +140,17 @@ def test_a_failed_group_cleared_with_downstream_turns_the_run_green(
     assert airflow_db.task_states(DAG_ID, failed.run_id)[("deliver", index["Special"])] == "failed"
     assert "delivery failed for Special; see their deliver tasks" in capfd.readouterr().out
 
-    squatter.unlink()  # ops remove the cause, then clear Special's task with "Downstream"
-    cleared = clear(DAG_ID, failed.run_id, [("deliver", index["Special"])], downstream=True)
-    assert cleared == [("deliver", index["Special"]), ("record_and_report", -1)]
-    assert resume(dag, failed.run_id) == "success"
+    squatter.unlink()  # ops remove the cause, then clear Special's task
+    cleared = clear(DAG_ID, failed.run_id, [("deliver", index["Special"])], downstream=downstream)
+    if downstream:  # the runbook's way: the report runs again with the group's task
+        assert cleared == [("deliver", index["Special"]), ("record_and_report", -1)]
+        assert resume(dag, failed.run_id) == "success"
+    else:  # the group's task alone: delivered, but the run stays red until the report runs again
+        assert cleared == [("deliver", index["Special"])]
+        assert resume(dag, failed.run_id) == "failed"
+        assert airflow_db.task_states(DAG_ID, failed.run_id)[("deliver", index["Special"])] == "success"
+        assert clear(DAG_ID, failed.run_id, ["record_and_report"], downstream=False)
+        assert resume(dag, failed.run_id) == "success"
 
     states = airflow_db.task_states(DAG_ID, failed.run_id)
     assert {name: states[("deliver", i)] for name, i in index.items()} == dict.fromkeys(EXPECTED, "success")
