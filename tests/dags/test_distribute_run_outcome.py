@@ -168,7 +168,9 @@ def test_a_failed_group_cleared_and_rerun_turns_the_run_green(
     )
 
 
-@pytest.mark.parametrize("missing", ["no report", "a partial report", "another run's report"])
+@pytest.mark.parametrize(
+    "missing", ["no report", "a partial report", "fewer files than planned", "another run's report"]
+)
 def test_the_report_checks_every_group_of_the_plan_frozen_in_the_database(
     app_sessions, tmp_path, missing
 ) -> None:
@@ -194,6 +196,9 @@ def test_the_report_checks_every_group_of_the_plan_frozen_in_the_database(
     if missing == "no report":
         reports.remove(special)
     elif missing == "a partial report":
+        special["sent"] -= 1
+    elif missing == "fewer files than planned":
+        special["files"] -= 1
         special["sent"] -= 1
     else:
         special["run_id"] = "another_run"

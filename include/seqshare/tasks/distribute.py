@@ -22,13 +22,13 @@ from seqshare.tasks import app_sessions
 from seqshare.transfer import Remote
 
 
-def parse_override(value: str | None) -> datetime | None:
-    return parse_instant(value, "sequencing_time") if value else None
-
-
 class RunNotDelivered(SeqshareError):
     """A DAG run after which some group of the frozen plan does not have its files; the message names what
     failed, in one line."""
+
+
+def parse_override(value: str | None) -> datetime | None:
+    return parse_instant(value, "sequencing_time") if value else None
 
 
 def read_folder(run_folder: str, output_dir: str | None = None) -> RunFolder:
@@ -109,9 +109,11 @@ def undelivered_groups(plan: DeliveryPlan, reports: list[dict[str, Any]]) -> lis
     """The groups of the frozen plan without a report of all their files from this DAG run (their task
     failed, or never ran)."""
     complete = {
-        r["group"] for r in reports if r["run_id"] == plan.run_id and r["sent"] + r["skipped"] == r["files"]
+        (r["group"], r["files"])
+        for r in reports
+        if r["run_id"] == plan.run_id and r["sent"] + r["skipped"] == r["files"]
     }
-    return sorted(g.group for g in plan.groups if g.group not in complete)
+    return sorted(g.group for g in plan.groups if (g.group, len(g.files)) not in complete)
 
 
 def report(
