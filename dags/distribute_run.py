@@ -2,10 +2,12 @@
 ### Distribute a run folder to the external groups entitled to it
 
 Triggered once per run folder by `scan_run_folders` (run id `run__<run id>`), or by hand with
-`conf={"run_folder": "/path/to/run", "sequencing_time": null}`.
+`conf={"run_folder": "/path/to/run", "sequencing_time": null, "output_dir": null}` (`output_dir`: the
+demultiplexed output, absolute or relative to the run folder, when it is not where seqshare looks).
 
 1. **register_run**: read the run folder whole (a malformed folder or sample sheet, an unknown pool,
    a file escaping the folder stops the run here, naming the file and line) and register the run.
+   `freeze_snapshot` reads the same output folder again, or stops.
 2. **freeze_snapshot**: for each pool, the external groups its project was shared with at sequencing
    time: the `sequencing_time` override if given (audited), else the LIMS's start, else the
    instrument's files. Frozen at the first run; every re-run reuses it unchanged, and refuses to go on
@@ -14,8 +16,12 @@ Triggered once per run folder by `scan_run_folders` (run id `run__<run id>`), or
    and kept with the run (`seqshare run plan RUN`), before anything is copied.
 4. **deliver**: one task per external group (named after the group), at most `sftp_sessions` pool
    slots at once. A failure fails only that group's task; retries back off; clearing a failed group's
-   task resumes where it stopped (files already delivered and verified are skipped).
-5. **record_and_report**: what each group received and what the ledger holds.
+   task with "Downstream" resumes where it stopped (files already delivered and verified are skipped)
+   and runs the report again.
+5. **record_and_report**: what each group received and what the ledger holds. It runs whatever failed
+   before it, and fails (so does the DAG run) unless every group of the frozen plan reported all its
+   files in this DAG run, naming what failed: registration, the snapshot, the plan, or the groups.
+   A run with no external share is green with nothing to do.
 
 SFTP target: the Airflow Connection `seqshare_sftp` (see `seqshare.airflow_connection`).
 """
@@ -52,6 +58,13 @@ def _fail_without_retry(exc: Exception) -> AirflowFailException:
             type=["null", "string"],
             description="Override of the sequencing instant (ISO 8601 with a time zone); audited.",
         ),
+        "output_dir": Param(
+            None,
+            type=["null", "string"],
+            description="The demultiplexed output folder, absolute or relative to the run folder, when it "
+            "is not where seqshare looks by default. Kept in the DAG run's conf: a cleared task reads the "
+            "same folder; a new DAG run of the same run folder must be given the same value.",
+        ),
     },
     default_args={
         "owner": "seqshare",
@@ -63,18 +76,18 @@ def _fail_without_retry(exc: Exception) -> AirflowFailException:
 )
 def distribute_run() -> None:
     @task
-    def register_run() -> str:
+    def register_run() -> dict[str, str]:
         from seqshare.errors import SeqshareError
         from seqshare.tasks import distribute as tasks
 
         params = get_current_context()["params"]
         try:
-            return tasks.register(params["run_folder"])
+            return tasks.register(params["run_folder"], params.get("output_dir"))
         except SeqshareError as exc:
             raise _fail_without_retry(exc) from None
 
     @task
-    def freeze_snapshot(run: str) -> dict[str, Any]:
+    def freeze_snapshot(run: dict[str, str]) -> dict[str, Any]:
         from seqshare.errors import SeqshareError
         from seqshare.tasks import distribute as tasks
 
@@ -85,6 +98,8 @@ def distribute_run() -> None:
                 params["run_folder"],
                 params.get("sequencing_time"),
                 actor=f"airflow:{context['dag_run'].run_id}",
+                output_dir=params.get("output_dir"),
+                expected_output=run["output_dir"],
             )
         except SeqshareError as exc:
             raise _fail_without_retry(exc) from None
@@ -126,23 +141,27 @@ def distribute_run() -> None:
         print(report.describe())
         return asdict(report)
 
-    @task(trigger_rule="all_done")  # report the groups that were delivered even when one failed
-    def record_and_report(run: str | None, assignments: Any, reports: Any) -> dict[str, Any]:
+    @task(trigger_rule="all_done")  # runs whatever failed before; green only if every group got its files
+    def record_and_report(
+        run: dict[str, str] | None, plan: dict[str, Any] | None, assignments: Any, reports: Any
+    ) -> dict[str, Any]:
+        from seqshare.errors import SeqshareError
         from seqshare.tasks import distribute as tasks
 
-        if run is None:
-            raise AirflowFailException("the run was not registered: see register_run's log")
-        summary = tasks.summarise(run, [r for r in (reports or []) if r])
-        print(summary["plan"])
-        print(f"ledger: {summary['ledger_files']} files, {summary['ledger_bytes']:,} bytes")
-        failed = tasks.undelivered_groups(list(assignments or []), summary["groups"])
-        if failed:  # fail the DAG run too: ops must see which group to clear and re-run
-            raise AirflowFailException(f"delivery failed for {', '.join(failed)}; see their deliver tasks")
-        return summary
+        try:  # an upstream task that failed pushed no XCom: its argument is None
+            return tasks.report(
+                run["run_id"] if run else None,
+                frozen=plan is not None,
+                planned=assignments is not None,
+                reports=[r for r in (reports or []) if r],
+            )
+        except SeqshareError as exc:  # fail the DAG run too: ops must see what to fix and clear
+            raise _fail_without_retry(exc) from None
 
     run = register_run()
-    assignments = plan_deliveries(freeze_snapshot(run))
-    record_and_report(run, assignments, deliver.expand(assignment=assignments))
+    plan = freeze_snapshot(run)
+    assignments = plan_deliveries(plan)
+    record_and_report(run, plan, assignments, deliver.expand(assignment=assignments))
 
 
 distribute_run()

@@ -13,7 +13,7 @@ from typing import Any
 
 from seqshare.config import instrument_zone, parallel_connections
 from seqshare.delivery.plan import DeliveryPlan
-from seqshare.errors import InvalidInput
+from seqshare.errors import InvalidInput, SeqshareError
 from seqshare.instants import parse_instant
 from seqshare.runfolder import RunFolder, read_run_folder
 from seqshare.services import ledger, runs
@@ -22,26 +22,55 @@ from seqshare.tasks import app_sessions
 from seqshare.transfer import Remote
 
 
+class RunNotDelivered(SeqshareError):
+    """A DAG run after which some group of the frozen plan does not have its files; the message names what
+    failed, in one line."""
+
+
 def parse_override(value: str | None) -> datetime | None:
     return parse_instant(value, "sequencing_time") if value else None
 
 
-def read_folder(run_folder: str) -> RunFolder:
-    """The run folder as every reader of it must see it: instrument local times in the configured zone."""
-    return read_run_folder(Path(run_folder), local_tz=instrument_zone())
+def read_folder(run_folder: str, output_dir: str | None = None) -> RunFolder:
+    """The run folder as every reader of it must see it: instrument local times in the configured zone, the
+    demultiplexed output in `output_dir` (absolute or relative to the run folder) when ops give one."""
+    return read_run_folder(
+        Path(run_folder),
+        output_dir=Path(output_dir) if output_dir else None,
+        local_tz=instrument_zone(),
+    )
 
 
-def register(run_folder: str) -> str:
-    """Read the run folder whole (any problem stops the run here) and register its run; returns the run id."""
-    folder = read_folder(run_folder)
+def register(run_folder: str, output_dir: str | None = None) -> dict[str, str]:
+    """Read the run folder whole (any problem stops the run here) and register its run.
+
+    Returns the run id and the output folder read, which `freeze` must read again (`expected_output`).
+    """
+    folder = read_folder(run_folder, output_dir)
     with app_sessions() as sessions, sessions.begin() as s:
         runs.register_run(s, folder)
-    return folder.run_id
+    return {"run_id": folder.run_id, "output_dir": str(folder.output_dir)}
 
 
-def freeze(run_folder: str, sequencing_time: str | None, actor: str) -> DeliveryPlan:
-    """Freeze the snapshot and plan at the first run; later runs get the stored plan back unchanged."""
-    folder = read_folder(run_folder)
+def freeze(
+    run_folder: str,
+    sequencing_time: str | None,
+    actor: str,
+    *,
+    output_dir: str | None = None,
+    expected_output: str | None = None,
+) -> DeliveryPlan:
+    """Freeze the snapshot and plan at the first run; later runs get the stored plan back unchanged.
+
+    The folder is read as `register` read it: an output folder found since (a re-analysis written between
+    the two tasks) stops the run rather than being planned unchecked.
+    """
+    folder = read_folder(run_folder, output_dir)
+    if expected_output is not None and str(folder.output_dir) != expected_output:
+        raise InvalidInput(
+            f"{folder.root}: the demultiplexed output is now {folder.output_dir}, register_run read "
+            f"{expected_output}; clear register_run with Downstream to read the folder again"
+        )
     override = parse_override(sequencing_time)
     with app_sessions() as sessions, sessions.begin() as s:
         return runs.freeze_snapshot(s, folder, override=override, actor=actor, now=datetime.now(UTC))
@@ -76,20 +105,49 @@ def deliver(
         )
 
 
-def undelivered_groups(assignments: list[dict[str, Any]], reports: list[dict[str, Any]]) -> list[str]:
-    """The groups the plan assigned files to whose delivery reported nothing (their task failed)."""
-    return sorted({a["group"] for a in assignments} - {r["group"] for r in reports})
+def undelivered_groups(plan: DeliveryPlan, reports: list[dict[str, Any]]) -> list[str]:
+    """The groups of the frozen plan without a report of all their files from this DAG run (their task
+    failed, or never ran)."""
+    complete = {
+        (r["group"], r["files"])
+        for r in reports
+        if r["run_id"] == plan.run_id and r["sent"] + r["skipped"] == r["files"]
+    }
+    return sorted(g.group for g in plan.groups if (g.group, len(g.files)) not in complete)
 
 
-def summarise(run_id: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """The DAG run's result: what each group got, what the ledger holds now."""
+def report(
+    run_id: str | None,
+    *,
+    frozen: bool,
+    planned: bool,
+    reports: list[dict[str, Any]],
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """The DAG run's result: what each group got, what the ledger holds now.
+
+    Raises RunNotDelivered unless every group of the frozen plan (the application database's, not the
+    XComs') reported all its files in this DAG run: a failed register, freeze or plan delivers nothing, and
+    ops must not see a green run then. A plan without groups (no external share) is a success.
+    """
+    if run_id is None:
+        raise RunNotDelivered("the run was not registered: see register_run's log")
     with app_sessions() as sessions, sessions.begin() as s:
         plan = runs.stored_plan(s, run_id)
         rows = ledger.ledger(s, run_id)
+    log(plan.render() if plan else f"run {run_id}: no frozen plan")
+    log(f"ledger: {len(rows)} files, {sum(r.size for r in rows):,} bytes")
+    if not frozen or plan is None:
+        raise RunNotDelivered("the snapshot was not frozen: see freeze_snapshot's log")
+    if not planned:
+        raise RunNotDelivered("the deliveries were not planned: see plan_deliveries's log")
+    failed = undelivered_groups(plan, reports)
+    if failed:  # ops must see which group's task to clear
+        raise RunNotDelivered(f"delivery failed for {', '.join(failed)}; see their deliver tasks")
     return {
         "run_id": run_id,
         "groups": reports,
         "ledger_files": len(rows),
         "ledger_bytes": sum(r.size for r in rows),
-        "plan": plan.render() if plan else None,
+        "plan": plan.render(),
     }
