@@ -110,7 +110,7 @@ def test_a_plan_that_cannot_be_mapped_fails_the_dag_run(
 def test_a_run_with_nothing_to_deliver_stays_green(
     dag, airflow_db, app_sessions, sftp_connection, tmp_path
 ) -> None:
-    built = build_run(tmp_path / "runs", {"SLX-5": ["S6"]})  # shared with an internal group only
+    built = build_run(tmp_path / "runs", {"SLX-4": ["S5"]})  # shared only after sequencing
     with app_sessions.begin() as s:
         load_scenario(s)
 

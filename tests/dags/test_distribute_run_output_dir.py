@@ -80,7 +80,7 @@ def test_the_output_dir_param_reads_the_output_there_and_rereads_it_the_same_way
     bare = parsed_dag().test(run_conf={"run_folder": str(built.path)}, logical_date=None)
     assert bare.state == "failed"
     assert airflow_db.task_states(DAG_ID, bare.run_id)[("register_run", -1)] == "failed"
-    assert "pass output_dir" in capfd.readouterr().out
+    assert "the distribute_run parameter output_dir" in capfd.readouterr().out
 
     # Nor does it deliver another output found in a default place (a re-demultiplexing, say): the frozen
     # plan's files are not there, so the run stops before anything is sent.

@@ -224,9 +224,7 @@ def test_an_error_line_quotes_at_most_about_200_characters_of_a_value(tmp_path) 
 def test_a_long_record_name_is_cut_in_its_label(tmp_path) -> None:
     path = tmp_path / "long.yaml"
     path.write_text(yaml.safe_dump(_with({"groups.2.name": "L" * 5_000})))
-    text = _refused(
-        path, r"groups\[2\] \('LLL.*… \(5,000 characters\)\)\.name: String should have at most"
-    )
+    text = _refused(path, r"groups\[2\] \('LLL.*… \(5,000 characters\)\)\.name: String should have at most")
     assert len(text) - len(str(path)) < 400
 
 

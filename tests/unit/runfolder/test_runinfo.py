@@ -228,7 +228,7 @@ READ = '<Read Number="{}" NumCycles="{}" IsIndexedRead="N"/>'
         (RUN.format('<FlowcellLayout LaneCount="65"/>'), "LaneCount '65' is not a whole number from 1 to 64"),
         (RUN.format('<FlowcellLayout LaneCount="0"/>'), "LaneCount '0'"),
         (RUN.format('<FlowcellLayout LaneCount="\uff18"/>'), "LaneCount '\uff18'"),  # a full-width digit
-        (RUN.format(f'<FlowcellLayout LaneCount="{"9" * 5000}"/>'), r"LaneCount '9999.*\.\.\. \(5,000 char"),
+        (RUN.format(f'<FlowcellLayout LaneCount="{"9" * 5000}"/>'), r"LaneCount '9999.*… \(5,000 char"),
         (RUN.format('<FlowcellLayout LaneCount="8"/><Reads>' + READ.format(1, 10**9) + "</Reads>"),
          "Read 1 NumCycles '1000000000' is not a whole number from 0 to 1000"),
         (RUN.format('<FlowcellLayout LaneCount="8"/><Reads>' + READ.format("1e3", 5) + "</Reads>"),
