@@ -51,7 +51,9 @@ def run_plan(
             plan = runs.stored_plan(session, run_id)
         except NotFound:
             if folder is None:
-                raise
+                raise InvalidInput(
+                    f"run {quote(run_id)} has no frozen plan; give its run folder to preview one"
+                ) from None
             plan = None  # a run folder the LIMS and the DAG have not seen yet: preview it
         frozen = plan is not None
         if plan is None:
