@@ -60,6 +60,9 @@ class DeliveryPlan:
     groups: tuple[GroupPlan, ...]
     precision: Precision | None = None  # how precisely the instant is known
     instant_note: str | None = None  # where the instant came from, and why it is certain
+    # The demultiplexed output the files were read from (relative to the run folder, or absolute when kept
+    # elsewhere): delivery reads only there and in the run folder. None in plans frozen before it was kept.
+    output_dir: str | None = None
 
     def group(self, name: str) -> GroupPlan:
         for g in self.groups:
@@ -105,6 +108,7 @@ class DeliveryPlan:
             ),
             precision=Precision(data["precision"]) if data.get("precision") else None,
             instant_note=data.get("instant_note"),
+            output_dir=data.get("output_dir"),
         )
 
     def render(self) -> str:
@@ -148,6 +152,7 @@ def plan_deliveries(
     group_dirs: Mapping[str, str],
     precision: Precision | None = None,
     instant_note: str | None = None,
+    output_dir: str | None = None,
 ) -> DeliveryPlan:
     """Assign each pool's files to the groups the snapshot entitles; one GroupPlan per receiving group."""
     by_pool: dict[str, list[SourceFile]] = {}
@@ -190,6 +195,7 @@ def plan_deliveries(
         groups=groups,
         precision=precision,
         instant_note=instant_note,
+        output_dir=output_dir,
     )
 
 

@@ -48,20 +48,57 @@ class GroupReport:
         )
 
 
-def files_to_send(plan: DeliveryPlan, group: str, delivered: dict[str, str]) -> list[FileToSend]:
-    """The group's files, checked against the run folder as it is now (it must not have changed)."""
-    out = []
+def _source_areas(plan: DeliveryPlan) -> tuple[Path, Path | None]:
+    """The run folder and the demultiplexed output the plan was read from (None for plans frozen before
+    the output folder was kept), resolved: the only places a planned file may be read from."""
     root = Path(plan.run_folder).resolve()
+    if plan.output_dir is None:
+        return root, None
+    return root, (root / plan.output_dir).resolve()
+
+
+def _check_own_file(local: Path, source: str, areas: tuple[Path, Path | None]) -> Path:
+    """Item 3's rule, again at delivery time: the file read as a pool's must still be that pool's own file.
+
+    The folder was read (and its links judged) when the plan was frozen, but a link or a folder can be
+    re-pointed since: the resolved file must lie in the run folder or its output folder and end in the same
+    folders and name as planned (`<pool>/<name>` under the output folder), so a link to another pool's,
+    another sample's or Undetermined's file is refused. Returns the resolved path.
+    """
+    root, output = areas
+    target = local.resolve()
+    if not (target.is_relative_to(root) or (output is not None and target.is_relative_to(output))):
+        raise InvalidInput(f"{local}: now points outside the run folder, to {target}; nothing more is sent")
+    planned = Path(source) if Path(source).is_absolute() else root / source
+    base = output if output is not None and planned.is_relative_to(output) else None
+    depth = len(planned.relative_to(base).parts) if base is not None else 1
+    if target.parts[-depth:] != planned.parts[-depth:]:
+        raise InvalidInput(
+            f"{local}: now resolves to {target}, not to this pool's file "
+            f"({'/'.join(planned.parts[-depth:])}); nothing more is sent"
+        )
+    return target
+
+
+def files_to_send(plan: DeliveryPlan, group: str, delivered: dict[str, str]) -> list[FileToSend]:
+    """The group's files, checked against the run folder as it is now (it must not have changed): each
+    still the pool's own file (`_check_own_file`), one file per name, and the size planned."""
+    out = []
+    areas = _source_areas(plan)
+    seen: dict[tuple[int, int], str] = {}
     for f in plan.group(group).files:
         local = Path(plan.run_folder) / f.source
-        if not local.resolve().is_relative_to(root):  # a link re-pointed since the folder was read
-            raise InvalidInput(f"{local}: now points outside the run folder; nothing more is sent")
+        target = _check_own_file(local, f.source, areas)
         try:
-            size = local.stat().st_size
+            stat = target.stat()
         except OSError as exc:
             raise InvalidInput(
                 f"{local}: missing from the run folder ({exc.strerror}); nothing more is sent"
             ) from None
+        other = seen.setdefault((stat.st_dev, stat.st_ino), f.source)
+        if other != f.source:
+            raise InvalidInput(f"{local}: now the same file as {other}; nothing more is sent")
+        size = stat.st_size
         if size != f.size:
             raise InvalidInput(
                 f"{local}: {size} bytes now, {f.size} when the plan was frozen; the run folder "
@@ -69,7 +106,7 @@ def files_to_send(plan: DeliveryPlan, group: str, delivered: dict[str, str]) -> 
             )
         out.append(
             FileToSend(
-                local_path=local,
+                local_path=target,  # the file judged, not a path that could be re-pointed again
                 remote_path=f.remote_path,
                 size=f.size,
                 delivered_md5=delivered.get(f.remote_path),

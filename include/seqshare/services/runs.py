@@ -187,6 +187,7 @@ def freeze_snapshot(
         group_dirs={n: g.ftp_dir for n, g in groups.items() if g.ftp_dir},
         precision=when.precision,
         instant_note=when.note,
+        output_dir=str(folder.output_dir),
     )
     session.add(
         RunSnapshot(
