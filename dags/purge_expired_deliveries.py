@@ -44,9 +44,13 @@ SFTP_POOL = "sftp_sessions"
 def purge_expired_deliveries() -> None:
     @task
     def directories_to_purge() -> list[dict[str, str]]:
+        from seqshare.errors import SeqshareError
         from seqshare.tasks import purge as tasks
 
-        return tasks.groups_to_purge()
+        try:
+            return tasks.groups_to_purge()
+        except SeqshareError as exc:  # bad settings or an old schema: retrying changes nothing
+            raise AirflowFailException(str(exc)) from None
 
     @task(map_index_template="{{ label }}", pool=SFTP_POOL)
     def purge_group(target: dict[str, str]) -> dict[str, Any]:
@@ -76,7 +80,11 @@ def purge_expired_deliveries() -> None:
         return summary
 
     @task(trigger_rule="all_done")  # summarise the groups that worked even when one failed
-    def report(summaries: Any, targets: list[dict[str, str]]) -> dict[str, Any]:
+    def report(summaries: Any, targets: list[dict[str, str]] | None) -> dict[str, Any]:
+        if targets is None:  # the listing failed: nothing was purged, and the run must not look green
+            raise AirflowFailException(
+                "the directories to purge were not listed: see directories_to_purge's log"
+            )
         groups = [s for s in (summaries or []) if s]
         for s in groups:
             print(s["line"])

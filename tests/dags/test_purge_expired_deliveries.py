@@ -79,3 +79,20 @@ def test_one_broken_group_fails_alone_and_the_others_are_purged(
     assert (sftp_connection / "extco" / "RUN" / "SLX-1" / "old.fastq.gz").exists() is dry_run
     assert (sftp_connection / "extco" / "RUN" / "SLX-1" / "new.fastq.gz").exists()
     assert (sftp_connection / former).exists() is dry_run
+
+
+def test_a_purge_whose_directories_cannot_be_listed_is_red_and_says_why(
+    airflow_db, sftp_connection, tmp_path, monkeypatch, capfd
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("SEQSHARE_DATABASE_URL", f"sqlite:///{tmp_path / 'no-schema.db'}")  # never migrated
+    dag = DagBag(dag_folder=DAGS / f"{DAG_ID}.py").dags[DAG_ID]
+    run = dag.test(run_conf={"dry_run": True}, logical_date=None)
+
+    states = airflow_db.task_states(DAG_ID, run.run_id)
+    assert states[("directories_to_purge", -1)] == "failed"
+    assert states[("report", -1)] == "failed"
+    assert run.state == "failed"
+    out = capfd.readouterr().out
+    assert "the directories to purge were not listed: see directories_to_purge's log" in out

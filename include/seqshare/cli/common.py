@@ -19,8 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from seqshare.db.engine import make_engine, make_sessions, transaction
-from seqshare.db.revision import HEAD_REVISION, database_revision
-from seqshare.errors import DatabaseNotReady
+from seqshare.db.revision import require_current
 from seqshare.services.views import to_jsonable
 
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -42,14 +41,7 @@ def app_sessions(*, check_schema: bool = True) -> Iterator[sessionmaker[Session]
     engine = open_engine()
     try:
         if check_schema:
-            current, head = database_revision(engine), HEAD_REVISION
-            if current != head:
-                state = (
-                    "has no seqshare schema" if current is None else f"is at revision {current}, not {head}"
-                )
-                raise DatabaseNotReady(
-                    f"the database {engine.url.render_as_string()} {state}; run `seqshare db upgrade`"
-                )
+            require_current(engine)
         yield make_sessions(engine)
     finally:
         engine.dispose()

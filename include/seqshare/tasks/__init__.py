@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from sqlalchemy.orm import Session, sessionmaker
 
 from seqshare.db.engine import make_engine, make_sessions
+from seqshare.db.revision import require_current
 
 
 @contextmanager
@@ -20,6 +21,7 @@ def app_sessions() -> Iterator[sessionmaker[Session]]:
     """The application database (SEQSHARE_DATABASE_URL), never Airflow's; disposed after the task."""
     engine = make_engine()
     try:
+        require_current(engine)  # a worker on an old schema says so in one line, and is not retried
         yield make_sessions(engine)
     finally:
         engine.dispose()
