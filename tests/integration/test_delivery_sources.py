@@ -95,3 +95,39 @@ def test_an_output_kept_outside_the_run_folder_is_delivered(sessions, tmp_path, 
     assert report.sent == len(plan.group("Ext Co").files) > 0
     for f in plan.group("Ext Co").files:
         assert (target / f.remote_path).read_bytes() == Path(f.source).read_bytes()
+
+
+def test_a_delivery_racing_a_lims_import_that_moves_its_directory_sends_nothing_there(
+    sessions, tmp_path
+) -> None:
+    """The import locks the group and is not yet committed when the delivery starts: the delivery must wait
+    for it and then see the new directory (before the fix it read the old one unlocked and sent into it,
+    a directory the same import could hand to another group)."""
+    import threading
+
+    from tests.world import WORLD, load_world
+
+    built = build_run(tmp_path / "runs", POOLS)
+    plan = _freeze(sessions, built.path)
+    target = tmp_path / "ftp"
+    target.mkdir()
+    moved = [{**g, "ftp_dir": "extco-new"} if g["name"] == "Ext Co" else g for g in WORLD["groups"]]
+    outcome: dict[str, object] = {}
+
+    def deliver() -> None:
+        try:
+            outcome["report"] = _deliver(sessions, plan, "Ext Co", target)
+        except Exception as exc:
+            outcome["error"] = exc
+
+    with sessions.begin() as s:
+        load_world(s, {"groups": moved})  # the import runs, not yet committed
+        delivery = threading.Thread(target=deliver)
+        delivery.start()
+        delivery.join(timeout=3)  # the delivery gets as far as it can while the import is open
+    delivery.join(timeout=60)
+
+    assert not delivery.is_alive()
+    assert isinstance(outcome.get("error"), InvalidInput), outcome
+    assert "its FTP directory is now 'extco-new'" in str(outcome["error"])
+    assert list(target.rglob("*.fastq.gz")) == []

@@ -128,20 +128,23 @@ def deliver_group(
     """Send the group's files, record each in the ledger, then write manifests and the README.
 
     Holds the (run, group) lease throughout: a second delivery of the same run to the same group waits
-    (DeliveryBusy, retried by Airflow) instead of writing the same files at the same time.
+    (DeliveryBusy, retried by Airflow) instead of writing the same files at the same time. The group's
+    directory is compared with the plan's only once the lease is held, reading the group's row with a
+    shared lock: a LIMS import that moves the directory locks that row and refuses while a lease exists,
+    so either the import sees this lease, or this delivery waits for the import and sees the new directory.
     """
     started = time.monotonic()
     gp = plan.group(group)
-    with sessions.begin() as s:
-        current_dir = lookup.group(s, group).ftp_dir
-    if current_dir != gp.ftp_dir:  # the LIMS moved the group's directory after the plan was frozen
-        raise InvalidInput(
-            f"{group}: its FTP directory is now {current_dir!r}, the frozen plan says "
-            f"{gp.ftp_dir!r}; nothing is sent (it could be another group's directory now)"
-        )
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     leases.acquire_lease(sessions, run_id=plan.run_id, group=group, holder=holder, now=datetime.now(UTC))
     try:
+        with sessions.begin() as s:
+            current_dir = lookup.group(s, group, lock=True).ftp_dir
+        if current_dir != gp.ftp_dir:  # the LIMS moved the group's directory after the plan was frozen
+            raise InvalidInput(
+                f"{group}: its FTP directory is now {current_dir!r}, the frozen plan says "
+                f"{gp.ftp_dir!r}; nothing is sent (it could be another group's directory now)"
+            )
         report = _send(
             plan,
             gp,

@@ -96,6 +96,10 @@ def _refuse_move_with_live_files(session: Session, where: str, g: GroupIn, row: 
     directories first, then assigns them): refusing it would only make the facility do it in two imports
     through a temporary name, with the same end state and nothing safer.
     """
+    # Lock the group's row first: a delivery reads it with a shared lock once it holds its lease
+    # (services.delivery.deliver_group), so it either shows up in the lease check below or waits for
+    # this import and then sees the new directory.
+    session.execute(select(Group.id).where(Group.id == row.id).with_for_update())
     live = select(func.count(), func.max(Delivery.expires_at)).where(
         Delivery.group_id == row.id, Delivery.state == DeliveryState.DELIVERED
     )

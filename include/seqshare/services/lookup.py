@@ -35,8 +35,13 @@ def user(session: Session, username: str) -> User:
     return found
 
 
-def group(session: Session, name: str) -> Group:
-    found = session.scalar(select(Group).where(Group.name == _checked("group", name)))
+def group(session: Session, name: str, *, lock: bool = False) -> Group:
+    """The group named so; `lock` takes a shared row lock until the transaction ends (PostgreSQL's FOR
+    SHARE), so a concurrent change of the group (a LIMS import moving its directory) is waited for."""
+    query = select(Group).where(Group.name == _checked("group", name))
+    if lock:
+        query = query.with_for_update(read=True)
+    found = session.scalar(query)
     if found is None:
         raise NotFound(f"unknown group {quote(name)}")
     return found
