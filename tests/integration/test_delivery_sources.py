@@ -55,7 +55,7 @@ def test_a_file_relinked_to_another_pools_file_after_freezing_is_not_sent(sessio
     target = tmp_path / "ftp"
     target.mkdir()
 
-    with pytest.raises(InvalidInput, match=r"not to this pool's file \(SLX-1/S1_S1_L001_R1_001.fastq.gz\)"):
+    with pytest.raises(InvalidInput, match=r"now resolves to .*SLX-3/S4_S4_L001_R1_001\.fastq\.gz, not to"):
         _deliver(sessions, plan, "Ext Co", target)
     assert list(target.rglob("*.fastq.gz")) == []
 
@@ -72,9 +72,7 @@ def test_a_pool_folder_swapped_for_a_link_to_another_pools_folder_is_not_sent(se
     target = tmp_path / "ftp"
     target.mkdir()
 
-    with pytest.raises(
-        InvalidInput, match=r"now resolves to .*SLX-3/S1_S1_L001_R1_001\.fastq\.gz, not to this"
-    ):
+    with pytest.raises(InvalidInput, match=r"now resolves to .*SLX-3/S1_S1_L001_R1_001\.fastq\.gz, not to"):
         _deliver(sessions, plan, "Ext Co", target)
     assert list(target.rglob("*.fastq.gz")) == []
 
@@ -131,3 +129,50 @@ def test_a_delivery_racing_a_lims_import_that_moves_its_directory_sends_nothing_
     assert isinstance(outcome.get("error"), InvalidInput), outcome
     assert "its FTP directory is now 'extco-new'" in str(outcome["error"])
     assert list(target.rglob("*.fastq.gz")) == []
+
+
+def test_an_output_folder_switched_to_another_copy_with_the_same_names_is_not_sent(
+    sessions, tmp_path
+) -> None:
+    """`BCLConvert` re-pointed to a re-run's output (same names, same sizes, other reads) after freezing."""
+    built = build_run(tmp_path / "runs", POOLS)
+    plan = _freeze(sessions, built.path)
+    out = built.path / "BCLConvert"
+    rerun = built.path / "BCLConvert_rerun"
+    shutil.copytree(out, rerun)
+    for f in rerun.rglob("*.fastq.gz"):
+        f.write_bytes(os.urandom(f.stat().st_size))
+    shutil.rmtree(out)
+    out.symlink_to(rerun.name)
+    target = tmp_path / "ftp"
+    target.mkdir()
+
+    with pytest.raises(
+        InvalidInput, match=r"now resolves to .*BCLConvert_rerun/SLX-1/.*, not to .*BCLConvert/"
+    ):
+        _deliver(sessions, plan, "Ext Co", target)
+    assert list(target.rglob("*.fastq.gz")) == []
+
+
+def test_a_plan_frozen_before_files_kept_their_resolved_path_still_refuses_another_pools_file(
+    sessions, tmp_path
+) -> None:
+    from dataclasses import replace
+
+    built = build_run(tmp_path / "runs", POOLS)
+    frozen = _freeze(sessions, built.path)
+    plan = replace(  # as an older plan reads back: no resolved paths
+        frozen,
+        groups=tuple(
+            replace(g, files=tuple(replace(f, resolved=None) for f in g.files)) for g in frozen.groups
+        ),
+    )
+    victim, other = built.files["SLX-1"][0], built.files["SLX-3"][0]
+    other.write_bytes(os.urandom(victim.stat().st_size))
+    victim.unlink()
+    victim.symlink_to(os.path.relpath(other, victim.parent))
+    target = tmp_path / "ftp"
+    target.mkdir()
+
+    with pytest.raises(InvalidInput, match=r"not to this pool's file \(SLX-1/S1_S1_L001_R1_001\.fastq\.gz\)"):
+        _deliver(sessions, plan, "Ext Co", target)

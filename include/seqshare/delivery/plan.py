@@ -22,11 +22,22 @@ README = "README.txt"
 
 
 @dataclass(frozen=True)
+class SourceFile:
+    """A file of the run folder that belongs to a pool."""
+
+    pool: str
+    source: str
+    size: int
+    resolved: str | None = None  # absolute, links followed: delivery reads exactly this file or nothing
+
+
+@dataclass(frozen=True)
 class PlannedFile:
     pool: str
     source: str  # relative to the run folder
     remote_path: str  # relative to the SFTP root
     size: int
+    resolved: str | None = None  # the file it was when frozen (links followed); None in older plans
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,8 @@ class DeliveryPlan:
     # The demultiplexed output the files were read from (relative to the run folder, or absolute when kept
     # elsewhere): delivery reads only there and in the run folder. None in plans frozen before it was kept.
     output_dir: str | None = None
+    # Every pool's files on the run, delivered or not (the internal API lists them); () in older plans.
+    files: tuple[SourceFile, ...] = ()
 
     def group(self, name: str) -> GroupPlan:
         for g in self.groups:
@@ -109,6 +122,7 @@ class DeliveryPlan:
             precision=Precision(data["precision"]) if data.get("precision") else None,
             instant_note=data.get("instant_note"),
             output_dir=data.get("output_dir"),
+            files=tuple(SourceFile(**f) for f in data.get("files", ())),
         )
 
     def render(self) -> str:
@@ -130,15 +144,6 @@ class DeliveryPlan:
         if not self.groups:
             lines.append("  nothing to deliver: no pool of this run goes to an external group")
         return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """A file of the run folder that belongs to a pool."""
-
-    pool: str
-    source: str
-    size: int
 
 
 def plan_deliveries(
@@ -178,6 +183,7 @@ def plan_deliveries(
                     source=f.source,
                     remote_path=f"{base}/{PurePosixPath(f.source).name}",
                     size=f.size,
+                    resolved=f.resolved,
                 )
                 for f in sorted(by_pool.get(pool.pool, []), key=lambda f: f.source)
             )
@@ -196,6 +202,7 @@ def plan_deliveries(
         precision=precision,
         instant_note=instant_note,
         output_dir=output_dir,
+        files=tuple(sorted(files, key=lambda f: (f.pool, f.source))),
     )
 
 

@@ -12,6 +12,7 @@ A file delivered as a sample's must be that sample's own file, so links are held
 - a symlinked fastq must point to a file of the same name in the same folders (``<pool>/<name>``
   under some other base, e.g. a copy of the output on a demultiplexing disk): a link to another
   sample's, another lane's or Undetermined's file, to a BCL or a sample sheet, has another name or place;
+  in a flat output (no pool folders) the target must lie directly in the run folder or an output folder;
 - two names for one file (a symlink or a hard link to a file found under another name) are refused:
   one file belongs to one sample. A hard link to a file outside the output (``st_nlink > 1``) is
   accepted: it carries no second name here to compare, and hard-link backups and deduplicating
@@ -72,7 +73,12 @@ def scan_fastqs(root: Path, out: Path, areas: tuple[Path, ...] = ()) -> tuple[Fo
                     continue
                 if not entry.is_file():
                     raise RunFolderError(path, "fastq name but not a regular file (dangling symlink?)")
-                if target is not None and target.parts[-len(parts) - 1 :] != (*parts, entry.name):
+                if target is not None and (
+                    target.parts[-len(parts) - 1 :] != (*parts, entry.name)
+                    # a flat output has no pool folder to compare: the target must sit at the top of an
+                    # area (the output, or the run's folder under the output root), not in any folder
+                    or (not parts and target.parent not in areas)
+                ):
                     raise RunFolderError(
                         path,
                         f"symlink to {target}, not to this sample's file: a linked fastq must point to a "

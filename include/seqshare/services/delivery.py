@@ -17,7 +17,15 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from seqshare.delivery.plan import MANIFEST, README, DeliveryPlan, GroupPlan, manifest_text, readme_text
+from seqshare.delivery.plan import (
+    MANIFEST,
+    README,
+    DeliveryPlan,
+    GroupPlan,
+    PlannedFile,
+    manifest_text,
+    readme_text,
+)
 from seqshare.errors import InvalidInput
 from seqshare.services import leases, lookup
 from seqshare.services import ledger as ledger_service
@@ -57,16 +65,25 @@ def _source_areas(plan: DeliveryPlan) -> tuple[Path, Path | None]:
     return root, (root / plan.output_dir).resolve()
 
 
-def _check_own_file(local: Path, source: str, areas: tuple[Path, Path | None]) -> Path:
+def _check_own_file(local: Path, planned_file: PlannedFile, areas: tuple[Path, Path | None]) -> Path:
     """Item 3's rule, again at delivery time: the file read as a pool's must still be that pool's own file.
 
-    The folder was read (and its links judged) when the plan was frozen, but a link or a folder can be
-    re-pointed since: the resolved file must lie in the run folder or its output folder and end in the same
-    folders and name as planned (`<pool>/<name>` under the output folder), so a link to another pool's,
-    another sample's or Undetermined's file is refused. Returns the resolved path.
+    The folder was read (and its links judged) when the plan was frozen, but a link, a folder or the output
+    folder itself can be re-pointed since. Plans keep the file each source resolved to when frozen: the
+    source must resolve to exactly that file still. Older plans lack it: there the resolved file must lie
+    in the run folder or its output folder and end in the same folders and name as planned (`<pool>/<name>`
+    under the output folder). Returns the resolved path, which is what is read.
     """
-    root, output = areas
     target = local.resolve()
+    if planned_file.resolved is not None:
+        if str(target) != planned_file.resolved:
+            raise InvalidInput(
+                f"{local}: now resolves to {target}, not to {planned_file.resolved} as when the plan was "
+                "frozen; nothing more is sent"
+            )
+        return target
+    root, output = areas
+    source = planned_file.source
     if not (target.is_relative_to(root) or (output is not None and target.is_relative_to(output))):
         raise InvalidInput(f"{local}: now points outside the run folder, to {target}; nothing more is sent")
     planned = Path(source) if Path(source).is_absolute() else root / source
@@ -88,7 +105,7 @@ def files_to_send(plan: DeliveryPlan, group: str, delivered: dict[str, str]) -> 
     seen: dict[tuple[int, int], str] = {}
     for f in plan.group(group).files:
         local = Path(plan.run_folder) / f.source
-        target = _check_own_file(local, f.source, areas)
+        target = _check_own_file(local, f, areas)
         try:
             stat = target.stat()
         except OSError as exc:

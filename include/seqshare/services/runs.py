@@ -173,7 +173,12 @@ def freeze_snapshot(
     )
     groups = {g.name: g for g in session.scalars(select(Group))}
     files = [
-        SourceFile(pool=pool, source=str(f.relative_path), size=f.size)
+        SourceFile(
+            pool=pool,
+            source=str(f.relative_path),
+            size=f.size,
+            resolved=str((folder.root / f.relative_path).resolve()),
+        )
         for pool, fs in folder.pool_files.items()
         for f in fs
     ]

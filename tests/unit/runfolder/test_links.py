@@ -106,3 +106,17 @@ def test_a_sample_sheet_linked_inside_the_run_folder_is_read(tmp_path):
     kept = sheet.rename(run / "SampleSheet_used.csv")
     sheet.symlink_to(kept)
     assert files_of(read_run_folder(run)) == pools
+
+
+def test_in_a_flat_output_a_link_to_a_same_named_file_in_another_folder_is_refused(tmp_path):
+    run, _, _ = bclconvert_run(tmp_path)
+    out = run / "BCLConvert"
+    for pool in ("SLX-100", "SLX-200"):  # BCL Convert without project subfolders: every fastq at the top
+        for f in (out / pool).iterdir():
+            f.rename(out / f.name)
+        (out / pool).rmdir()
+    decoy = run / "Elsewhere" / "SLX-200" / "A_S1_L001_R1_001.fastq.gz"  # same name, another folder
+    touch(decoy, "other reads")
+    link = relink(run, Path("BCLConvert", "A_S1_L001_R1_001.fastq.gz"), decoy)
+
+    assert refusal(run).startswith(f"{link}: symlink to {decoy}, not to this sample's file")
