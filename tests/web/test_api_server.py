@@ -143,3 +143,14 @@ def test_a_token_made_and_revoked_with_the_cli_works_then_fails_on_the_next_requ
         assert http.get(f"/api/v1/projects/{PROJECT}", headers=headers).status_code == 200
         cli("token", "revoke", "--user", "other")
         assert http.get(f"/api/v1/projects/{PROJECT}", headers=headers).status_code == 401
+
+
+def test_serve_refuses_a_database_without_the_schema_in_one_line(tmp_path) -> None:
+    env = {**os.environ, "SEQSHARE_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
+    env.pop("SEQSHARE_DEBUG", None)
+    done = subprocess.run(
+        [SEQSHARE, "serve", "--port", str(_free_port())], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: the database sqlite:///") and done.stderr.count("\n") == 1
+    assert "run `seqshare db upgrade`" in done.stderr

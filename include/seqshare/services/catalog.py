@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -29,6 +29,7 @@ from seqshare.services import access
 from seqshare.services.access import Action
 
 MAX_PAGE = 500
+Access = Literal["owned", "shared"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class ProjectSummary:
     name: str
     owner: str
     owner_group: str
-    access: str  # "owner's group" or "shared"
+    access: Access  # "owned": by the caller's group; "shared": shared with it now
     pools: tuple[str, ...]
 
 
@@ -69,7 +70,7 @@ class ProjectDetail:
     name: str
     owner: str
     owner_group: str
-    access: str
+    access: Access
     pools: tuple[str, ...]
     samples: tuple[SampleView, ...]
     runs: tuple[RunView, ...]
@@ -101,8 +102,8 @@ def _after(cursor: str) -> str:
         raise InvalidInput(f"cursor {quote(cursor)} is not one this API gave; start without it") from None
 
 
-def _access(who: access.Caller, project: Project) -> str:
-    return "owner's group" if project.owner.group_id == who.group_id else "shared"
+def _access(who: access.Caller, project: Project) -> Access:
+    return "owned" if project.owner.group_id == who.group_id else "shared"
 
 
 def list_projects(

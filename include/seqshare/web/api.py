@@ -37,7 +37,7 @@ class ProjectOut(BaseModel):
     name: str
     owner: str
     owner_group: str
-    access: str  # "owner's group" or "shared"
+    access: catalog.Access  # "owned": by the caller's group; "shared": shared with it now
     pools: list[str]
 
 
@@ -66,7 +66,7 @@ class ProjectDetailOut(BaseModel):
     name: str
     owner: str
     owner_group: str
-    access: str
+    access: catalog.Access
     pools: list[str]
     samples: list[SampleOut]
     runs: list[RunOut]
