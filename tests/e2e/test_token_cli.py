@@ -84,7 +84,10 @@ def test_revoke_by_id_or_by_user(url: str) -> None:
     ("args", "message"),
     [
         (["create", "nobody"], "error: unknown user 'nobody'"),
-        (["create", "bcore", "--expires", "soon"], "error: expiry 'soon' is not ISO 8601"),
+        (
+            ["create", "bcore", "--expires", "soon"],
+            "error: expiry 'soon': give days from now (90d), an ISO 8601",
+        ),
         (
             ["create", "bcore", "--expires", "2020-01-01T00:00:00Z"],
             "error: expiry '2020-01-01T00:00:00Z' is not in",

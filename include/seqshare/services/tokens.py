@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session, selectinload
 
 from seqshare.db.models import ApiToken, User
 from seqshare.errors import InvalidInput, NotFound, quote
-from seqshare.instants import parse_instant
 from seqshare.services import lookup
 
 PREFIX = "seqshare_pat_"
@@ -133,7 +132,14 @@ def parse_expiry(text: str | None, now: datetime) -> datetime | None:
         if int(days[1]) < 1:
             raise InvalidInput(f"expiry {quote(text)}: give at least 1d")
         return now + timedelta(days=int(days[1]))
-    when = parse_instant(text, "expiry")
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            f"expiry {quote(text)}: give days from now (90d), an ISO 8601 instant with a zone, or never"
+        ) from None
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise InvalidInput(f"expiry {quote(text)} has no time zone; add one, e.g. 2027-01-01T00:00:00Z")
     if when <= now:
         raise InvalidInput(f"expiry {quote(text)} is not in the future")
     return when
