@@ -13,7 +13,7 @@ from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from seqshare.db.models import ApiToken, Project
-from seqshare.errors import NotFound
+from seqshare.errors import NotFound, SharingRefused
 from seqshare.services import access, catalog, sharing, tokens
 from seqshare.web.app import PUBLIC_PATHS
 from tests import databases
@@ -214,6 +214,25 @@ def test_the_sql_rule_agrees_with_the_pure_rule_for_every_user_and_project(
                 except NotFound:
                     seen = False
                 assert seen is (project in listed), (user, project)
+
+
+@pytest.mark.parametrize(
+    ("user", "outcome"),
+    [("member", "ok"), ("other", "refused"), ("extowner", "hidden"), ("loner", "hidden")],
+)
+def test_the_permission_check_for_changing_sharing(
+    world: Tokens, sessions: sessionmaker[Session], clock: Clock, user: str, outcome: str
+) -> None:
+    with sessions.begin() as session:
+        who = access.caller(session, user)
+        try:
+            access.check(session, who, access.Action.CHANGE_SHARING, PROJECT, clock.now)
+            got = "ok"
+        except SharingRefused:
+            got = "refused"
+        except NotFound as exc:
+            got = "hidden" if str(exc) == f"unknown project {PROJECT!r}" else str(exc)
+    assert got == outcome
 
 
 def _many_projects(count: int) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Every server a test starts, it stops.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -141,6 +142,9 @@ def test_a_token_made_and_revoked_with_the_cli_works_then_fails_on_the_next_requ
         headers = bearer(secret.strip())
         assert http.get("/api/v1/me", headers=headers).json() == {"username": "other", "via": "token"}
         assert http.get(f"/api/v1/projects/{PROJECT}", headers=headers).status_code == 200
+        listed = json.loads(cli("token", "list", "--user", "other", "--json"))
+        (used,) = [t for t in listed if t["name"] == "e2e"]
+        assert used["last_used_at"] is not None and secret.strip() not in json.dumps(listed)
         cli("token", "revoke", "--user", "other")
         assert http.get(f"/api/v1/projects/{PROJECT}", headers=headers).status_code == 401
 

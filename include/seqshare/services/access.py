@@ -19,13 +19,14 @@ from sqlalchemy.orm import Session, selectinload
 
 from seqshare import rules
 from seqshare.db.models import Project, Share, User
-from seqshare.errors import NotFound, quote
+from seqshare.errors import NotFound, SharingRefused, quote
 from seqshare.services import lookup
 from seqshare.services.views import GroupView
 
 
 class Action(enum.StrEnum):
     VIEW_PROJECT = "view-project"  # its pools, samples, runs and files
+    CHANGE_SHARING = "change-sharing"  # Set Sharing / Do Not Share (the Data Sharing page)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def hidden(project: str) -> NotFound:
 
 
 def check(session: Session, who: Caller, action: Action, project: str, now: datetime) -> Project:
-    """The project if `who` may do `action` on it; else NotFound, word for word that of a missing one."""
+    """The project if `who` may do `action` on it. A project `who` may not see raises NotFound, word for
+    word that of a missing one; one they see but may not change raises SharingRefused."""
     try:
         found = lookup.project(session, project)
     except NotFound:
@@ -82,6 +84,10 @@ def check(session: Session, who: Caller, action: Action, project: str, now: date
     )
     intervals = [rules.ShareInterval(who.group.name, s.granted_at, s.revoked_at) for s in shares]
     names = rules.shared_at(intervals, now)
-    if action is Action.VIEW_PROJECT and rules.may_see(who.group, owner_group.group.name, names):
-        return found
-    raise hidden(project)
+    if not rules.may_see(who.group, owner_group.group.name, names):
+        raise hidden(project)
+    if action is Action.CHANGE_SHARING:  # seen (e.g. shared with the caller) is not enough to change it
+        reason = rules.refusal_to_change(who.username, who.group.name, owner_group.group.name, found.name)
+        if reason:
+            raise SharingRefused(reason)
+    return found
