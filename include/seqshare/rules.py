@@ -74,3 +74,15 @@ def shared_at(intervals: Iterable[ShareInterval], instant: datetime) -> set[str]
         for i in intervals
         if i.granted_at <= instant and (i.revoked_at is None or instant < i.revoked_at)
     }
+
+
+def may_see(caller_group: GroupRef, owner_group: str, shared_with_now: Iterable[str]) -> bool:
+    """Whether a member of `caller_group` sees a project (the internal API's visibility rule).
+
+    The owner's group always does; another group only while the project is shared with it *now* and only
+    if it is internal (an external group receives files on the FTP server, per run, not API access).
+    `seqshare.services.access` applies the same rule in SQL to page long lists; a test holds them equal.
+    """
+    if caller_group.name == owner_group:
+        return True
+    return caller_group.kind is GroupKind.INTERNAL and caller_group.name in set(shared_with_now)

@@ -12,7 +12,7 @@ import sys
 import typer
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from seqshare.cli import audit, db, lims, purge, runs, share
+from seqshare.cli import audit, db, lims, purge, runs, serve, share, token
 from seqshare.db.engine import lost_race
 from seqshare.errors import SeqshareError
 
@@ -25,6 +25,8 @@ app.add_typer(share.app, name="share")
 app.command("audit")(audit.audit)
 app.add_typer(runs.app, name="run")
 app.command("purge")(purge.purge)
+app.add_typer(token.app, name="token")
+app.command("serve")(serve.serve)
 
 
 def _one_line(text: str, limit: int = 300) -> str:

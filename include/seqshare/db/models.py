@@ -296,3 +296,23 @@ class DeliveryLease(Base):
     group_id: Mapped[int] = mapped_column(ForeignKey("research_group.id"), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApiToken(Base):
+    """A user's API token for the internal API: only the SHA-256 of the secret is stored (see
+    `seqshare.services.tokens`). Revoked or expired, it fails on the very next request."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (CheckConstraint("expires_at IS NULL OR expires_at > created_at", name="expires_after"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))  # what it is for, e.g. "pipeline on hpc1"
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(40))  # the secret's first characters, to recognise it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, inspect, text
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 
 def database_revision(engine: Engine) -> str | None:

@@ -1,0 +1,161 @@
+"""The seqshare web app: `create_app()` builds it; nothing connects to a database at import time.
+
+Served on its own by `seqshare serve` (uvicorn), or mounted inside Airflow's API server by the plugin in
+`plugins/`. Airflow does not authenticate plugin apps, so this app authenticates every request itself
+(`seqshare.web.actors`); only `/healthz` answers anonymous callers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from seqshare import config
+from seqshare.db.engine import make_engine, make_sessions, transaction
+from seqshare.db.revision import HEAD_REVISION, database_revision
+from seqshare.errors import DatabaseNotReady, InvalidInput, NotFound, SeqshareError, SharingRefused
+from seqshare.web import api
+from seqshare.web.actors import DEFAULT_RESOLVERS, ActorResolver, Unauthenticated
+
+log = logging.getLogger(__name__)
+PUBLIC_PATHS = frozenset({"/healthz"})
+"""The only routes answering anonymous callers; a test enumerates the app's routes against this."""
+
+
+class Database:
+    """The application database, opened on first use (not at import, not at `create_app`): a plugin app
+    mounted in Airflow gets no lifespan events, and the API server must start even if it is down."""
+
+    def __init__(self, url: str | None) -> None:
+        self._url = url
+        self._sessions: sessionmaker[Session] | None = None
+        self._lock = threading.Lock()
+
+    def sessions(self) -> sessionmaker[Session]:
+        with self._lock:
+            if self._sessions is None:
+                engine = make_engine(self._url or config.database_url())
+                current = database_revision(engine)
+                if current != HEAD_REVISION:
+                    engine.dispose()
+                    state = "has no seqshare schema" if current is None else f"is at revision {current}"
+                    raise DatabaseNotReady(
+                        f"the database {state}, not {HEAD_REVISION}; run `seqshare db upgrade`"
+                    )
+                self._sessions = make_sessions(engine)
+            return self._sessions
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with transaction(self.sessions()) as session:
+            yield session
+
+    def dispose(self) -> None:
+        with self._lock:
+            if self._sessions is not None:
+                engine = self._sessions.kw["bind"]
+                engine.dispose()
+                self._sessions = None
+
+
+class Health(BaseModel):
+    status: str
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else f"{line[:limit]}…"
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": _one_line(message)}, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = " ".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error is JSON `{"detail": "<one line>"}`; hidden and missing projects answer alike (404)."""
+
+    @app.exception_handler(Unauthenticated)
+    def unauthenticated(_: Request, exc: Unauthenticated) -> JSONResponse:
+        challenge = 'Bearer realm="seqshare"' + (', error="invalid_token"' if exc.bad_credential else "")
+        return _error(401, str(exc), {"WWW-Authenticate": challenge})
+
+    @app.exception_handler(NotFound)
+    def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(SharingRefused)
+    def refused(_: Request, exc: SharingRefused) -> JSONResponse:
+        return _error(403, str(exc))
+
+    @app.exception_handler(InvalidInput)
+    def invalid(_: Request, exc: InvalidInput) -> JSONResponse:
+        return _error(422, str(exc))
+
+    @app.exception_handler(DatabaseNotReady)
+    def not_ready(_: Request, exc: DatabaseNotReady) -> JSONResponse:
+        return _error(503, str(exc))
+
+    @app.exception_handler(SeqshareError)
+    def other(_: Request, exc: SeqshareError) -> JSONResponse:
+        return _error(409, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return _error(500, f"unexpected {type(exc).__name__}; see the server's log")
+
+
+def create_app(
+    *,
+    database_url: str | None = None,
+    resolvers: Sequence[ActorResolver] = DEFAULT_RESOLVERS,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> FastAPI:
+    """The app. `database_url` defaults to `seqshare.config.database_url()` (read on first request);
+    `resolvers` find the actor (see `seqshare.web.actors`); `clock` is "now" for tokens and visibility."""
+    app = FastAPI(
+        title="seqshare internal API",
+        version="1",
+        summary="Projects, pools, samples, runs and files a research group may see.",
+        docs_url=None,  # no anonymous documentation: the schema is /api/v1/openapi.json, with a token
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.database = Database(database_url)
+    app.state.resolvers = tuple(resolvers)
+    app.state.clock = clock
+    _install_error_handlers(app)
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> Health:
+        """Liveness, for load balancers: the only anonymous route; it reads nothing."""
+        return Health(status="ok")
+
+    app.include_router(api.router)
+    return app
