@@ -30,15 +30,24 @@ MANUAL_DAG_RUN = "manual__2026-03-06T10:00:00+00:00"
 
 
 @pytest.fixture(scope="module")
-def airflow_token(airflow_db) -> Iterator[str]:
-    """A JWT for an Airflow viewer, signed by Airflow's own auth manager (the SimpleAuthManager)."""
+def airflow_tokens(airflow_db) -> Iterator[dict[str, str]]:
+    """JWTs signed by Airflow's own auth manager (the SimpleAuthManager): a viewer, and a user with no role
+    (signed in, but not allowed to read any DAG's runs)."""
     from airflow.api_fastapi.app import create_auth_manager, purge_cached_app
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
     manager = create_auth_manager()
     manager.init()
-    yield manager.generate_jwt(SimpleAuthManagerUser(username="ops", role="viewer"))
+    yield {
+        role or "none": manager.generate_jwt(SimpleAuthManagerUser(username=f"u-{role}", role=role))
+        for role in ("viewer", None)
+    }
     purge_cached_app()
+
+
+@pytest.fixture(scope="module")
+def airflow_token(airflow_tokens) -> str:
+    return airflow_tokens["viewer"]
 
 
 def client(sessions: sessionmaker[Session], dag_runs: dict[str, dict]) -> TestClient:
@@ -153,3 +162,11 @@ def test_every_route_refuses_an_anonymous_caller_and_a_forged_token(sessions) ->
         forged = app.get(path, headers={"Authorization": "Bearer not.a.jwt"})
         assert forged.status_code == 403, path
         assert app.get(path, cookies={"_token": "not.a.jwt"}).status_code == 403, path
+
+
+def test_a_signed_in_user_airflow_does_not_let_read_dag_runs_is_refused(sessions, airflow_tokens) -> None:
+    app = client(sessions, {"run__known": {}})
+    refused = app.get(
+        "/deliveries/distribute_run/run__known", headers={"Authorization": f"Bearer {airflow_tokens['none']}"}
+    )
+    assert refused.status_code == 403, refused.text

@@ -30,8 +30,8 @@ from tests.runs import RUN_ID
 
 pytestmark = pytest.mark.slow
 
-PASSWORDS = {"ops": "ops-secret-1", "trigger": "trigger-secret-2"}
-USERS = "ops:viewer,trigger:user"  # ops only reads; trigger may create DAG runs
+PASSWORDS = {"ops": "ops-secret-1", "trigger": "trigger-secret-2", "nobody": "nobody-secret-3"}
+USERS = "ops:viewer,trigger:user,nobody:"  # ops only reads; trigger may create DAG runs; nobody may not read
 MANUAL_DAG_RUN = "manual__seqshare_rerun"
 UNKNOWN_FOLDER_DAG_RUN = "manual__not_registered"
 START_TIMEOUT_S = 180
@@ -214,3 +214,13 @@ def test_the_deliveries_view_refuses_anyone_airflow_has_not_signed_in(server: Se
     assert forged.status_code == 403, forged.text
     assert httpx.get(view, cookies={"_token": "forged.token.value"}, timeout=30).status_code == 403
     assert RUN_ID not in anonymous.text + forged.text
+
+
+def test_the_deliveries_view_refuses_a_user_airflow_does_not_let_read_dag_runs(
+    server: Server, dag_runs
+) -> None:
+    refused = httpx.get(
+        _view(server, SCANNED_DAG_RUN), cookies={"_token": server.token("nobody")}, timeout=30
+    )
+    assert refused.status_code == 403, refused.text
+    assert RUN_ID not in refused.text
