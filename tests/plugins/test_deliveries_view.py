@@ -170,3 +170,18 @@ def test_a_signed_in_user_airflow_does_not_let_read_dag_runs_is_refused(sessions
         "/deliveries/distribute_run/run__known", headers={"Authorization": f"Bearer {airflow_tokens['none']}"}
     )
     assert refused.status_code == 403, refused.text
+
+
+def test_a_snapshot_without_a_plan_still_shows_the_ledger(sessions, tmp_path, airflow_token) -> None:
+    from seqshare.db.models import RunSnapshot
+
+    frozen = freeze_with_deliveries(sessions, tmp_path)
+    with sessions.begin() as s:
+        s.scalars(select(RunSnapshot)).one().plan = None  # frozen before plans were kept with snapshots
+    app = client(sessions, {SCANNED_DAG_RUN: {}})
+    page = app.get(
+        f"/deliveries/distribute_run/{SCANNED_DAG_RUN}", headers={"Authorization": f"Bearer {airflow_token}"}
+    )
+    assert page.status_code == 200, page.text
+    assert "no plan kept" in page.text and "<h2>Ledger</h2>" in page.text
+    assert all(path in page.text for path in (*frozen.delivered, frozen.purged))

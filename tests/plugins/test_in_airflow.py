@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 PASSWORDS = {"ops": "ops-secret-1", "trigger": "trigger-secret-2", "nobody": "nobody-secret-3"}
 USERS = "ops:viewer,trigger:user,nobody:"  # ops only reads; trigger may create DAG runs; nobody may not read
-MANUAL_DAG_RUN = "manual__seqshare_rerun"
+MANUAL_DAG_RUN = "manual__2026-03-06T10:00:00+00:00"  # as Airflow names a triggered run
 UNKNOWN_FOLDER_DAG_RUN = "manual__not_registered"
 START_TIMEOUT_S = 180
 
@@ -197,7 +198,8 @@ def test_the_deliveries_view_answers_a_signed_in_airflow_user(server: Server, da
     assert f"Deliveries of run {RUN_ID}" in page.text and server.frozen.md5 in page.text
     assert "2 delivered, 1 purged" in page.text
     # Inside Airflow's UI the view is an iframe: the browser sends the UI's `_token` cookie, no header.
-    framed = httpx.get(_view(server, MANUAL_DAG_RUN), cookies={"_token": token}, timeout=30)
+    # The UI fills {RUN_ID} in with encodeURIComponent: ':' and '+' arrive percent-encoded.
+    framed = httpx.get(_view(server, quote(MANUAL_DAG_RUN, safe="")), cookies={"_token": token}, timeout=30)
     assert framed.status_code == 200, framed.text
     assert f"Deliveries of run {RUN_ID}" in framed.text  # a manual re-run, mapped through its conf
     not_yet = httpx.get(_view(server, UNKNOWN_FOLDER_DAG_RUN), cookies={"_token": token}, timeout=30)

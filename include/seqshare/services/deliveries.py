@@ -103,8 +103,9 @@ def run_deliveries(session: Session, run_id: str) -> RunDeliveries:
     run = lookup.run(session, run_id)
     frozen = session.get(RunSnapshot, run.id)
     rows = ledger.ledger(session, run_id)
-    if frozen is None:
-        return RunDeliveries(run_id, run.run_folder, None, None, None, (), tuple(rows))
+    if frozen is None or frozen.plan is None:  # not frozen yet (or frozen before plans were kept)
+        at, by = (frozen.frozen_at, frozen.frozen_by) if frozen else (None, None)
+        return RunDeliveries(run_id, run.run_folder, None, at, by, (), tuple(rows))
     plan = DeliveryPlan.from_dict(frozen.plan)
     by_path = {(r.group, r.remote_path): r for r in rows}
     groups = []
