@@ -138,9 +138,12 @@ def server(airflow_db, tmp_path_factory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def dag_runs(server: Server) -> dict[str, str]:
+def dag_runs(server: Server) -> Iterator[dict[str, str]]:
     """Three distribute_run DAG runs made through Airflow's REST API (no scheduler runs them): the scanned
-    one that froze the run, a manual re-run of the same folder, and one of a folder seqshare never saw."""
+    one that froze the run, a manual re-run of the same folder, and one of a folder seqshare never saw.
+
+    Deleted afterwards: the metadata database is the test session's, and the scanning DAG's tests must not
+    find `run__<run id>` already there."""
     auth = {"Authorization": f"Bearer {server.token('trigger')}"}
     folder = str(server.frozen.run_folder)
     made = {}
@@ -157,7 +160,14 @@ def dag_runs(server: Server) -> dict[str, str]:
         )
         assert answer.status_code == 200, answer.text
         made[run_id] = run_folder
-    return made
+    yield made
+    for run_id in made:
+        gone = httpx.delete(
+            f"{server.url}/api/v2/dags/distribute_run/dagRuns/{quote(run_id, safe='')}",
+            headers=auth,
+            timeout=60,
+        )
+        assert gone.status_code == 204, gone.text
 
 
 def _view(server: Server, dag_run: str, dag_id: str = "distribute_run") -> str:
