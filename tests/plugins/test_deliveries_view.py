@@ -110,6 +110,9 @@ def test_the_page_shows_plan_files_and_ledger_with_names_escaped(sessions, tmp_p
         f"/deliveries/distribute_run/{MANUAL_DAG_RUN}", headers={"Authorization": f"Bearer {airflow_token}"}
     )
     assert answer.status_code == 200, answer.text
+    assert answer.headers["cache-control"] == "no-store"
+    assert "default-src 'none'" in answer.headers["content-security-policy"]  # no script runs, whatever
+    assert "frame-ancestors 'self'" in answer.headers["content-security-policy"]  # Airflow's UI frames it
     page = answer.text
     assert "<script" not in page  # no markup from a name reaches the page
     assert escape(EVIL_GROUP) in page and escape(EVIL_PROJECT) in page

@@ -11,7 +11,6 @@ folder); everything shown comes from seqshare's database (`SEQSHARE_DATABASE_URL
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,10 +30,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from seqshare.services import deliveries
 from seqshare.services.deliveries import NOT_DELIVERED
 
-log = logging.getLogger(__name__)
-
 DAG_ID = "distribute_run"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# Who received what is not for caches; no script runs on these pages (defence in depth behind escaping); only
+# Airflow's own pages (same origin) may frame them.
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,9 @@ def create_app(*, sessions: sessionmaker[Session] | None = None) -> FastAPI:
     templates = _environment()
 
     def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
-        return HTMLResponse(templates.get_template(name).render(**values), status_code=status)
+        return HTMLResponse(
+            templates.get_template(name).render(**values), status_code=status, headers=HEADERS
+        )
 
     @app.get(
         "/deliveries/{dag_id}/{run_id}",
