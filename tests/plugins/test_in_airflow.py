@@ -236,3 +236,27 @@ def test_the_deliveries_view_refuses_a_user_airflow_does_not_let_read_dag_runs(
     )
     assert refused.status_code == 403, refused.text
     assert RUN_ID not in refused.text
+
+
+def test_the_portal_in_airflow_answers_a_seqshare_token_and_refuses_anyone_else(server: Server) -> None:
+    """The portal authenticates its own users: Airflow's sign-in opens nothing there, a token does."""
+    from datetime import UTC, datetime
+
+    from seqshare.services import tokens
+
+    engine = databases.make_engine(server.env["SEQSHARE_DATABASE_URL"])
+    try:
+        with make_sessions(engine).begin() as s:
+            secret = tokens.create_token(
+                s, username="owner", name="plugin test", expires_at=None, now=datetime.now(UTC)
+            ).secret
+    finally:
+        engine.dispose()
+    projects = f"{server.url}/seqshare/api/v1/projects"
+
+    assert httpx.get(projects, timeout=30).status_code == 401
+    airflow_user = {"Authorization": f"Bearer {server.token('ops')}"}
+    assert httpx.get(projects, headers=airflow_user, timeout=30).status_code == 401
+    answer = httpx.get(projects, headers={"Authorization": f"Bearer {secret}"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert "Member Project" in {p["name"] for p in answer.json()["projects"]}  # owner's group's
