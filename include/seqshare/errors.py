@@ -49,3 +49,9 @@ def quote(value: object, limit: int = 200) -> str:
         return text
     size = len(value) if isinstance(value, str | bytes) else len(text)
     return f"{text[:limit]}… ({size:,} {'bytes' if isinstance(value, bytes) else 'characters'})"
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """`text` folded onto one line (an error line in a log or a terminal) and cut at about `limit`."""
+    line = " ".join(str(text).split()) or "no detail"
+    return line if len(line) <= limit else f"{line[:limit]}… ({len(line):,} characters)"

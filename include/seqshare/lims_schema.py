@@ -7,12 +7,12 @@ users by username, projects by name, pools by `SLX-` id, runs by Illumina run id
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from seqshare.names import not_text
 from seqshare.rules import GroupKind
 
 # Patterns spell their classes out in ASCII: pydantic's regex engine is Unicode-aware, so `\d` would take
@@ -21,19 +21,16 @@ POOL_ID = r"^SLX-[0-9]+$"
 INDEX = r"^[ACGTN]+$"
 # Never shown as they are: control characters (NUL, tab, newline, escape...), line and paragraph separators,
 # lone surrogates, and the bidirectional overrides that make a name read as another.
-_UNPRINTABLE = frozenset({"Cc", "Cs", "Zl", "Zp"})
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _printable(value: str) -> str:
     """A name is one line of visible text: SQLite would store a NUL or a newline, PostgreSQL refuses a NUL
     with a raw error, and either would corrupt a log line, a directory listing or a page."""
-    for i, char in enumerate(value):
-        if unicodedata.category(char) in _UNPRINTABLE or char in _BIDI_CONTROLS:
-            raise ValueError(
-                f"must not contain control characters, line breaks or bidirectional controls "
-                f"(found {char!r} at position {i})"
-            )
+    problem = not_text(value)
+    if problem:
+        raise ValueError(
+            f"must not contain control characters, line breaks or bidirectional controls: {problem}"
+        )
     return value
 
 

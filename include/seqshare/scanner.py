@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqshare import config
-from seqshare.errors import SeqshareError
+from seqshare.errors import SeqshareError, one_line
 from seqshare.runfolder import OutputSearch, awaiting, read_run_info
 
 log = logging.getLogger(__name__)
@@ -106,19 +106,14 @@ def _completed_run(folder: Path, search: OutputSearch) -> FoundRun | None:
             return None
         info = read_run_info(folder)
     except (SeqshareError, OSError) as exc:
-        log.warning("skipping run folder %s: %s", folder, _one_line(exc))
+        log.warning("skipping run folder %s: %s", folder, one_line(exc))
         return None
     except Exception as exc:  # a hostile folder must not stop the scan of every other run
         log.error(
-            "skipping run folder %s: cannot judge it: %s: %s", folder, type(exc).__name__, _one_line(exc)
+            "skipping run folder %s: cannot judge it: %s: %s", folder, type(exc).__name__, one_line(exc)
         )
         return None
     return FoundRun(run_folder=str(folder), run_id=info.run_id)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or "no detail"
-    return text if len(text) <= 300 else text[:300] + "..."
 
 
 def dag_run_id_for(run_id: str) -> str:

@@ -198,6 +198,8 @@ def test_run_plan_previews_a_run_folder_without_writing_anything(tmp_path: Path)
     nothing_written = seqshare(url, "run", "plan", RUN_ID)
     assert nothing_written.returncode == 1
     assert "has no frozen plan" in nothing_written.stderr
+    mistyped = seqshare(url, "run", "plan", str(run) + "-typo")
+    assert (mistyped.returncode, mistyped.stderr) == (1, f"error: '{run}-typo': no such run folder\n")
     unknown = seqshare(url, "run", "ledger", RUN_ID)  # the preview registered nothing either
     assert unknown.stderr == f"error: unknown run '{RUN_ID}'\n"
     not_a_run = seqshare(url, "run", "unlock", RUN_ID, "Ext Co")

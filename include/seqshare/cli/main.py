@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from seqshare.cli import audit, db, lims, purge, runs, serve, share, token
 from seqshare.db.engine import lost_race
-from seqshare.errors import SeqshareError
+from seqshare.errors import SeqshareError, one_line
 
 app = typer.Typer(
     help=__doc__.splitlines()[0], no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False
@@ -27,11 +27,6 @@ app.add_typer(runs.app, name="run")
 app.command("purge")(purge.purge)
 app.add_typer(token.app, name="token")
 app.command("serve")(serve.serve)
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else f"{line[:limit]}… ({len(line):,} characters)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = getattr(exc, "ctx", None)
         where = f"{ctx.command_path}: " if ctx is not None else ""
         see = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        print(f"error: {where}{_one_line(exc.format_message())}{see}", file=sys.stderr)
+        print(f"error: {where}{one_line(exc.format_message())}{see}", file=sys.stderr)
         return 1
     except typer.Abort:
         print("error: aborted; nothing more was done", file=sys.stderr)

@@ -43,6 +43,8 @@ def run_plan(
     from seqshare.tasks.distribute import parse_override, read_folder
 
     folder = read_folder(run, output_dir) if Path(run).is_dir() else None  # as the DAG reads it
+    if folder is None and ("/" in run or run.startswith(".")):  # a path, not a run id: say so
+        raise InvalidInput(f"{quote(run)}: no such run folder")
     if folder is None and output_dir:
         raise InvalidInput(f"--output-dir goes with a run folder, and {quote(run)} is not a folder")
     run_id = folder.run_id if folder else run
@@ -58,10 +60,12 @@ def run_plan(
         frozen = plan is not None
         if plan is None:
             if folder is None:
-                raise InvalidInput(f"run {run_id} has no frozen plan; give its run folder to preview one")
+                raise InvalidInput(
+                    f"run {quote(run_id)} has no frozen plan; give its run folder to preview one"
+                )
             plan = runs.preview_plan(session, folder, parse_override(sequencing_time))
         elif sequencing_time:
-            raise InvalidInput(f"run {run_id} is frozen; its sequencing time cannot be changed")
+            raise InvalidInput(f"run {quote(run_id)} is frozen; its sequencing time cannot be changed")
 
     def human() -> None:
         out.print(("frozen plan" if frozen else "preview (not frozen; the first DAG run freezes it)") + ":")

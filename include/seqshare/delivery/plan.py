@@ -131,6 +131,8 @@ class DeliveryPlan:
         lines = [f"run {self.run_id}: snapshot at {self.instant.isoformat()} ({self.source.value}{how})"]
         if self.instant_note:
             lines.append(f"  sequencing time: {self.instant_note}")
+        if self.output_dir:
+            lines.append(f"  files read from: {self.output_dir}")
         for pool in self.pools:
             lines.append(f"  {pool.pool} (project {pool.project})")
             receivers = [f"{g} ({pool.reason(g)})" for g in pool.groups]

@@ -7,24 +7,18 @@ record's name, and PostgreSQL or the driver would otherwise fail on it with a ra
 
 from __future__ import annotations
 
-import unicodedata
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from seqshare.db.models import Group, Project, Run, User
 from seqshare.errors import InvalidInput, NotFound, quote
-
-_NOT_TEXT = {"Cc": "a control character", "Cs": "an undecodable byte"}
+from seqshare.names import not_text
 
 
 def _checked(kind: str, name: str) -> str:
-    for position, char in enumerate(name):
-        what = _NOT_TEXT.get(unicodedata.category(char))
-        if what:
-            raise InvalidInput(
-                f"{kind} {quote(name)}: a name cannot hold {what} ({char!r} at position {position})"
-            )
+    problem = not_text(name)
+    if problem:
+        raise InvalidInput(f"{kind} {quote(name)}: a name cannot hold {problem}")
     return name
 
 
