@@ -65,21 +65,26 @@ def test_a_yaml_merge_key_may_still_be_overridden(tmp_path) -> None:
 
 
 DUPLICATE_JSON = [
-    ('{"groups": [], "users": [], "groups": []}', r"^.*dup\.json: key 'groups' given twice in one object$"),
+    ('{"groups": [], "users": [], "groups": []}', r"^.*dup\.json:1: key 'groups' given twice in one object$"),
     (
-        '{"groups": [{"name": "Owner Lab", "kind": "internal"}, {"name": "Ext", "kind": "external", '
-        '"ftp_dir": "ext", "ttl_days": 7, "ttl_days": 3650}]}',
-        r"dup\.json: groups\[1\] \(Ext\): key 'ttl_days' given twice in one object",
+        '{"groups": [{"name": "Owner Lab", "kind": "internal"},\n {"name": "Ext", "kind": "external",\n'
+        '  "ftp_dir": "ext", "ttl_days": 7,\n  "ttl_days": 3650}]}',
+        r"dup\.json:4: groups\[1\] \(Ext\): key 'ttl_days' given twice in one object",
     ),
     (
-        '{"pools": [{"id": "SLX-1", "project": "P", "samples": [{"name": "S", "name": "T"}]}]}',
-        r"dup\.json: pools\[0\] \(SLX-1\)\.samples\[0\]: key 'name' given twice",
+        '{"pools": [{"id": "SLX-1", "project": "P",\n"samples": [{"name": "S", "name": "T"}]}]}',
+        r"dup\.json:2: pools\[0\] \(SLX-1\)\.samples\[0\]: key 'name' given twice",
+    ),
+    (  # the same key in sibling objects, and a value equal to a key, are no duplicates before the real one
+        '{"groups": [{"name": "name", "kind": "internal"}, {"name": "B", "kind": "internal"}],\n'
+        ' "users": [], "users": []}',
+        r"dup\.json:2: key 'users' given twice in one object",
     ),
 ]
 
 
 @pytest.mark.parametrize(("text", "message"), DUPLICATE_JSON)
-def test_a_key_given_twice_in_json_is_refused_with_its_path(tmp_path, text, message) -> None:
+def test_a_key_given_twice_in_json_is_refused_with_its_line_and_path(tmp_path, text, message) -> None:
     path = tmp_path / "dup.json"
     path.write_text(text)
     _refused(path, message)

@@ -92,19 +92,33 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)  # strings, then brackets
 
 
-def _json_depth(text: str) -> None:
-    """Refuse JSON nested deeper than MAX_DEPTH, with the line, before the recursive parser sees it."""
-    depth = 0
+def _json_scan(text: str) -> int:
+    """Refuse JSON nested deeper than MAX_DEPTH, with the line, before the recursive parser sees it; return
+    the line of the first key given twice in one object (0: none), which `json` cannot tell."""
+    open_objects: list[set[str] | None] = []  # per open bracket: the keys seen (objects) or None (arrays)
+    duplicate_line = 0
     for token in _JSON_TOKEN.finditer(text):
         char = token.group()
         if char in ("[", "{"):
-            depth += 1
-            if depth > MAX_DEPTH:
+            open_objects.append(set() if char == "{" else None)
+            if len(open_objects) > MAX_DEPTH:
                 raise _Refused(
                     text.count("\n", 0, token.start()) + 1, f"nested more than {MAX_DEPTH} levels deep"
                 )
         elif char in ("]", "}"):
-            depth -= 1
+            if open_objects:
+                open_objects.pop()
+        elif not duplicate_line and open_objects and open_objects[-1] is not None:
+            if not text[token.end() :].lstrip(" \t\r\n").startswith(":"):
+                continue  # a string value, not a key
+            try:
+                key = json.loads(char)
+            except ValueError:
+                continue  # the parser reports it
+            if key in open_objects[-1]:
+                duplicate_line = text.count("\n", 0, token.start()) + 1
+            open_objects[-1].add(key)
+    return duplicate_line
 
 
 def _find_duplicate(data: Any, path: str = "", kind: str = "") -> str | None:
@@ -129,11 +143,11 @@ def _find_duplicate(data: Any, path: str = "", kind: str = "") -> str | None:
 
 def _parse(path: Path, text: str) -> Any:
     if path.suffix.lower() == ".json":
-        _json_depth(text)
+        duplicate_line = _json_scan(text)
         data = json.loads(text, object_pairs_hook=_json_object)
         duplicate = _find_duplicate(data)
         if duplicate:
-            raise _Refused(0, duplicate)
+            raise _Refused(duplicate_line, duplicate)
         return data
     loader = _StrictLoader(text)
     try:
