@@ -92,7 +92,11 @@ def test_a_file_handing_acmes_directory_to_a_new_group_is_refused(delivered_url:
         ("deep.yaml", "groups: " + "[" * 10_000 + "]" * 10_000 + "\n", "deep.yaml:1: nested more than 20"),
         ("deep.json", '{"groups": ' + "[" * 10_000 + "]" * 10_000 + "}", "deep.json:1: nested more than 20"),
         ("dup.yaml", "groups: []\ngroups: []\n", "dup.yaml:2: key 'groups' given twice"),
-        ("dup.json", '{"groups": [{"name": "A", "name": "B"}]}', "dup.json:1: groups[0] (B): key 'name' given"),
+        (
+            "dup.json",
+            '{"groups": [{"name": "A", "name": "B"}]}',
+            "dup.json:1: groups[0] (B): key 'name' given",
+        ),
         ("nul.json", '{"groups": [{"name": "A\\u0000", "kind": "internal"}]}', "groups[0] ('A\\x00').name"),
     ],
 )
