@@ -13,7 +13,7 @@ from seqshare.runfolder import RunFolderError, parse_run_info_xml, parse_run_par
 from seqshare.runfolder.models import StartPrecision
 from seqshare.runfolder.runinfo import start_time
 
-# Vendored copies of ../shared/fixtures/illumina (origin and licence: tests/fixtures/illumina/SOURCES.md).
+# Vendored real instrument files (origin and licence of each: tests/fixtures/illumina/SOURCES.md).
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "illumina"
 NOVASEQ6000 = FIXTURES / "novaseq6000" / "231215_A01535_0435_BH23F5DSXC"
 PDT = timezone(timedelta(hours=-7))
