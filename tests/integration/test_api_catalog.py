@@ -60,5 +60,9 @@ def test_files_come_from_the_frozen_plan_with_md5s_from_the_ledger(
     md5s = {f.path: f.md5 for f in answer[0].files or ()}
     assert md5s[str(first.relative_to(built.path))] == hashlib.md5(first.read_bytes()).hexdigest()
     assert sum(m is not None for m in md5s.values()) == 1
-    # SLX-4 goes to no external group (shared only after sequencing): today's plans do not list its files
-    assert [(f.pool, f.files) for f in other] == [("SLX-4", None)]
+    # SLX-4 goes to no external group (shared only after sequencing): the plan lists its files all the same
+    ((pool, files),) = [(f.pool, f.files) for f in other]
+    assert pool == "SLX-4" and files is not None
+    assert [(f.path, f.size, f.md5) for f in files] == [
+        (str(p.relative_to(built.path)), p.stat().st_size, None) for p in sorted(built.files["SLX-4"])
+    ]
