@@ -12,6 +12,7 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -55,9 +56,13 @@ def _render(
     request: Request, name: str, context: dict[str, Any], status: int = 200, actor: Actor | None = None
 ) -> Response:
     page = _sessions(request).load(request)
-    response = templates.TemplateResponse(
-        request, name, {"csrf_field": CSRF_FIELD, "csrf": page.csrf, "actor": actor, **context}, status
-    )
+    base = {
+        "csrf_field": CSRF_FIELD,
+        "csrf": page.csrf,
+        "actor": actor,
+        "link": lambda r, p: _link(request, r, p),
+    }
+    response = templates.TemplateResponse(request, name, {**base, **context}, status)
     if page.changed:
         _sessions(request).save(request, response, page)
     response.headers["Cache-Control"] = "no-store"
@@ -81,8 +86,14 @@ def _csrf_refused(request: Request, presented: str | None, actor: Actor | None) 
     )
 
 
-def _redirect(request: Request, name: str, **params: str) -> RedirectResponse:
-    return RedirectResponse(str(request.url_for(name, **params)), status_code=303)
+def _link(request: Request, route: str, project: str) -> str:
+    """A project's URL, its name percent-encoded whole (a name may hold `/`, `?`, `#` or a space)."""
+    return str(request.url_for(route, project=quote(project, safe="")))
+
+
+def _redirect(request: Request, name: str, project: str | None = None) -> RedirectResponse:
+    url = _link(request, name, project) if project is not None else str(request.url_for(name))
+    return RedirectResponse(url, status_code=303)
 
 
 def _now(request: Request) -> datetime:
@@ -137,7 +148,7 @@ def projects(request: Request, actor: Who) -> Response:
     return _render(request, "projects.html", {"projects": listed}, actor=actor)
 
 
-@router.get("/projects/{project}", name="project_page", response_class=HTMLResponse)
+@router.get("/projects/{project:path}", name="project_page", response_class=HTMLResponse)
 def project_page(request: Request, actor: Who, project: str) -> Response:
     try:
         with request.app.state.database.transaction() as session:
@@ -149,7 +160,7 @@ def project_page(request: Request, actor: Who, project: str) -> Response:
     return _render(request, "project.html", {"page": page}, actor=actor)
 
 
-@router.post("/projects/{project}", name="set_sharing", response_class=HTMLResponse)
+@router.post("/projects/{project:path}", name="set_sharing", response_class=HTMLResponse)
 def set_sharing(
     request: Request,
     actor: Who,
@@ -212,7 +223,7 @@ def set_sharing(
     return response
 
 
-@router.get("/projects/{project}/confirmation", name="confirmation", response_class=HTMLResponse)
+@router.get("/shared/{project:path}", name="confirmation", response_class=HTMLResponse)
 def confirmation(request: Request, actor: Who, project: str) -> Response:
     try:
         with request.app.state.database.transaction() as session:
