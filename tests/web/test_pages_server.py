@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -24,12 +25,15 @@ from tests.web.test_pages import SECRET, checkboxes, csrf_of, shares
 from tests.web.world import MISSING, PROJECT, Tokens
 
 
-@pytest.fixture
-def page_server(engine: Engine, real_world: Tokens) -> Iterator[str]:  # noqa: F811
-    """`seqshare serve --port <free>` with SEQSHARE_SECRET_KEY; its base URL; stopped (SIGINT) after."""
+@contextmanager
+def serving(engine: Engine, **settings: str) -> Iterator[str]:
+    """`seqshare serve --port <free>` with SEQSHARE_SECRET_KEY and `settings` in its environment; its base
+    URL once `/healthz` answers; stopped (SIGINT) after."""
     env = {**os.environ, "SEQSHARE_DATABASE_URL": database_url(engine), "SEQSHARE_SECRET_KEY": SECRET}
-    env.pop("SEQSHARE_SSO_HEADER", None)
-    for _ in range(3):
+    for name in ("SEQSHARE_SSO_HEADER", "SEQSHARE_SSO_PROXIES", "FORWARDED_ALLOW_IPS"):
+        env.pop(name, None)
+    env.update(settings)
+    for _ in range(3):  # a port found free can be taken before the server binds it: try another
         port = _free_port()
         process = subprocess.Popen(
             [SEQSHARE, "serve", "--port", str(port)],
@@ -60,6 +64,12 @@ def page_server(engine: Engine, real_world: Tokens) -> Iterator[str]:  # noqa: F
             if process.stdout:
                 process.stdout.close()
     raise AssertionError("seqshare serve did not start")
+
+
+@pytest.fixture
+def page_server(engine: Engine, real_world: Tokens) -> Iterator[str]:  # noqa: F811
+    with serving(engine) as base:
+        yield base
 
 
 def test_sign_in_choose_set_confirm_and_clear_over_real_http(
@@ -136,3 +146,19 @@ def test_another_groups_user_gets_the_missing_project_page_over_real_http(
         missing = browser.get(f"/projects/{MISSING}")
         assert hidden.status_code == missing.status_code == 404
         assert hidden.text == missing.text.replace(MISSING, PROJECT)
+
+
+def test_the_sso_header_over_real_http_counts_from_the_proxy_only_and_forwarded_for_is_no_proxy(
+    engine: Engine,
+    real_world: Tokens,  # noqa: F811
+) -> None:
+    sso = {"X-Remote-User": "owner"}
+    with serving(engine, SEQSHARE_SSO_HEADER="X-Remote-User", SEQSHARE_SSO_PROXIES="127.0.0.1") as base:
+        honoured = httpx.get(f"{base}/projects", headers=sso, timeout=10)
+        assert honoured.status_code == 200 and "Signed in as <strong>owner</strong>" in honoured.text
+    with serving(engine, SEQSHARE_SSO_HEADER="X-Remote-User", SEQSHARE_SSO_PROXIES="10.9.9.9") as base:
+        # the direct peer (127.0.0.1) is not the proxy; claiming to come through it changes nothing
+        for claim in ({}, {"X-Forwarded-For": "10.9.9.9"}, {"Forwarded": "for=10.9.9.9"}):
+            ignored = httpx.get(f"{base}/projects", headers={**sso, **claim}, timeout=10)
+            assert ignored.status_code == 303, claim
+            assert ignored.headers["location"] == f"{base}/signin"

@@ -42,4 +42,6 @@ def serve(
         out.print(f"Data Sharing pages on http://{host}:{port}/projects (sign in with an API token)")
     else:
         out.print(f"Data Sharing pages off: set {SECRET_ENV} (32+ random characters), or use --dev locally")
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=True)
+    # proxy_headers off: the client address stays the direct peer's, so the SSO header's proxy check
+    # cannot be passed by a caller claiming `X-Forwarded-For: <proxy>` (uvicorn trusts it from 127.0.0.1)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=True, proxy_headers=False)
