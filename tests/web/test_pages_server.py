@@ -26,17 +26,19 @@ from tests.web.world import MISSING, PROJECT, Tokens
 
 
 @contextmanager
-def serving(engine: Engine, **settings: str) -> Iterator[str]:
+def serving(engine: Engine, *args: str, key: bool = True, **settings: str) -> Iterator[str]:
     """`seqshare serve --port <free>` with SEQSHARE_SECRET_KEY and `settings` in its environment; its base
     URL once `/healthz` answers; stopped (SIGINT) after."""
     env = {**os.environ, "SEQSHARE_DATABASE_URL": database_url(engine), "SEQSHARE_SECRET_KEY": SECRET}
     for name in ("SEQSHARE_SSO_HEADER", "SEQSHARE_SSO_PROXIES", "FORWARDED_ALLOW_IPS"):
         env.pop(name, None)
+    if not key:
+        env.pop("SEQSHARE_SECRET_KEY")
     env.update(settings)
     for _ in range(3):  # a port found free can be taken before the server binds it: try another
         port = _free_port()
         process = subprocess.Popen(
-            [SEQSHARE, "serve", "--port", str(port)],
+            [SEQSHARE, "serve", "--port", str(port), *args],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -162,3 +164,17 @@ def test_the_sso_header_over_real_http_counts_from_the_proxy_only_and_forwarded_
             ignored = httpx.get(f"{base}/projects", headers={**sso, **claim}, timeout=10)
             assert ignored.status_code == 303, claim
             assert ignored.headers["location"] == f"{base}/signin"
+
+
+def test_without_a_session_key_serve_has_no_pages_unless_dev(
+    engine: Engine,
+    real_world: Tokens,  # noqa: F811
+) -> None:
+    with serving(engine, key=False) as base:
+        assert httpx.get(f"{base}/signin", timeout=10).status_code == 404
+        assert httpx.get(f"{base}/api/v1/me", timeout=10).status_code == 401  # the API as before
+    with serving(engine, "--dev", key=False) as base, httpx.Client(base_url=base, timeout=10) as browser:
+        form = browser.get("/signin")
+        assert form.status_code == 200
+        browser.post("/signin", data={"token": real_world.by_user["owner"], "csrf_token": csrf_of(form.text)})
+        assert "Signed in as <strong>owner</strong>" in browser.get("/projects").text
