@@ -2,13 +2,16 @@
 
 A resolver looks at the request and answers an Actor (its kind of credential is there and good), None
 (its kind of credential is absent: the next resolver is asked) or raises `Unauthenticated` (the
-credential is there and bad: the request is refused, no other resolver is asked). Today: the bearer
-token. The Data Sharing page adds a signed-session resolver and a trusted-SSO-header one, with no change
-to the routes: every route depends on `current_actor`, which refuses a request nobody vouches for.
+credential is there and bad: the request is refused, no other resolver is asked). In order: the bearer
+token, the SSO trusted header (off unless configured, and only from a configured proxy address), the
+pages' signed session cookie. Every route depends on `current_actor` (the API) or `page_actor` (the pages,
+which send an anonymous caller to the sign-in page instead of a 401).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,9 +19,12 @@ from typing import Annotated
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
 
-from seqshare.services import tokens
+from seqshare.db.models import ApiToken
+from seqshare.errors import InvalidInput, NotFound
+from seqshare.services import lookup, tokens
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,7 @@ class Actor:
     """The user behind a request (a LIMS username) and how they proved it."""
 
     username: str
-    via: str  # "token"; later "session" or "header"
+    via: str  # "token", "session" (the pages' cookie) or "header" (SSO)
     token_id: int | None = None
 
 
@@ -58,7 +64,79 @@ def bearer_token(request: Request, session: Session, now: datetime) -> Actor | N
     return Actor(username=bearer.username, via="token", token_id=bearer.token_id)
 
 
-DEFAULT_RESOLVERS: Sequence[ActorResolver] = (bearer_token,)
+SSO_HEADER_ENV = "SEQSHARE_SSO_HEADER"
+SSO_PROXIES_ENV = "SEQSHARE_SSO_PROXIES"
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def sso_settings(
+    header: str | None = None, proxies: str | Sequence[str] | None = None
+) -> tuple[str | None, Networks]:
+    """The trusted header's name and the proxies it is accepted from: given, else `SEQSHARE_SSO_HEADER` and
+    `SEQSHARE_SSO_PROXIES` (IPs or CIDRs, comma or space separated). Off (None) unless a header is named;
+    a header without any proxy, or a proxy that is not an address, is refused in one line."""
+    name = header if header is not None else os.environ.get(SSO_HEADER_ENV, "")
+    name = name.strip()
+    if not name:
+        return None, ()
+    listed = proxies if proxies is not None else os.environ.get(SSO_PROXIES_ENV, "")
+    items = listed.replace(",", " ").split() if isinstance(listed, str) else list(listed)
+    try:
+        networks = tuple(ipaddress.ip_network(item.strip(), strict=False) for item in items)
+    except ValueError as exc:
+        raise InvalidInput(f"{SSO_PROXIES_ENV}: {exc}") from None
+    if not networks:
+        raise InvalidInput(f"{SSO_HEADER_ENV} is set but {SSO_PROXIES_ENV} names no proxy address")
+    return name.lower(), networks
+
+
+def _from_proxy(request: Request, networks: Networks) -> bool:
+    if request.client is None:
+        return False
+    try:
+        peer = ipaddress.ip_address(request.client.host)
+    except ValueError:
+        return False
+    return any(peer in net for net in networks)
+
+
+def sso_header(request: Request, session: Session, now: datetime) -> Actor | None:
+    """The username the SSO proxy put in the trusted header; the header is ignored unless it is configured
+    and the direct peer is one of the configured proxies (anyone else can send any header)."""
+    name = getattr(request.app.state, "sso_header", None)
+    if name is None or not _from_proxy(request, request.app.state.sso_proxies):
+        return None
+    username = request.headers.get(name, "").strip()
+    if not username:
+        return None
+    try:
+        user = lookup.user(session, username)
+    except (NotFound, InvalidInput):
+        raise Unauthenticated("the signed-in user is not a user of this facility's LIMS") from None
+    return Actor(username=user.username, via="header")
+
+
+SESSION_ENDED = "the session has ended (signed out, or its token was revoked or expired); sign in again"
+
+
+def session_cookie(request: Request, session: Session, now: datetime) -> Actor | None:
+    """The pages' signed cookie: its API token is checked again on every request, so a revoked or expired
+    token ends the session at once."""
+    sessions = getattr(request.app.state, "sessions", None)
+    if sessions is None:
+        return None
+    page = sessions.load(request)
+    if page.token_id is None:
+        return None
+    token = session.scalar(
+        select(ApiToken).where(ApiToken.id == page.token_id).options(selectinload(ApiToken.user))
+    )
+    if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
+        raise Unauthenticated(SESSION_ENDED, bad_credential=True)
+    return Actor(username=token.user.username, via="session", token_id=token.id)
+
+
+DEFAULT_RESOLVERS: Sequence[ActorResolver] = (bearer_token, sso_header, session_cookie)
 
 # Documents the scheme in OpenAPI; the resolvers read the request themselves.
 bearer_scheme = HTTPBearer(
@@ -72,6 +150,11 @@ def current_actor(
     request: Request, _documented: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]
 ) -> Actor:
     """The request's actor, or 401. Every route but the health check depends on this."""
+    return resolve_actor(request)
+
+
+def resolve_actor(request: Request) -> Actor:
+    """Ask the resolvers in order; Unauthenticated when none vouches for the caller."""
     state = request.app.state
     now = state.clock()
     with state.database.transaction() as session:  # its own transaction: the last-used time is kept

@@ -2,7 +2,8 @@
 
 Served on its own by `seqshare serve` (uvicorn), or mounted inside Airflow's API server by the plugin in
 `plugins/`. Airflow does not authenticate plugin apps, so this app authenticates every request itself
-(`seqshare.web.actors`); only `/healthz` answers anonymous callers.
+(`seqshare.web.actors`); only `/healthz` answers anonymous callers, and, when the Data Sharing pages are on
+(a session key is set), their sign-in page; every other page sends an anonymous caller there.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,11 +26,14 @@ from seqshare.db.engine import make_engine, make_sessions, transaction
 from seqshare.db.revision import HEAD_REVISION, database_revision
 from seqshare.errors import DatabaseNotReady, InvalidInput, NotFound, SeqshareError, SharingRefused
 from seqshare.web import api
-from seqshare.web.actors import DEFAULT_RESOLVERS, ActorResolver, Unauthenticated
+from seqshare.web.actors import DEFAULT_RESOLVERS, ActorResolver, Unauthenticated, sso_settings
+from seqshare.web.session import Sessions, lifetime_hours, secret_key
 
 log = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset({"/healthz"})
 """The only routes answering anonymous callers; a test enumerates the app's routes against this."""
+PAGE_PUBLIC_PATHS = frozenset({"/signin"})
+"""With the pages on, the sign-in page (GET the form, POST a token) also answers anonymous callers."""
 
 
 class Database:
@@ -136,9 +140,17 @@ def create_app(
     database_url: str | None = None,
     resolvers: Sequence[ActorResolver] = DEFAULT_RESOLVERS,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    secret: str | None = None,
+    sso_header: str | None = None,
+    sso_proxies: str | Sequence[str] | None = None,
 ) -> FastAPI:
     """The app. `database_url` defaults to `seqshare.config.database_url()` (read on first request);
-    `resolvers` find the actor (see `seqshare.web.actors`); `clock` is "now" for tokens and visibility."""
+    `resolvers` find the actor (see `seqshare.web.actors`); `clock` is "now" for tokens and visibility.
+
+    The Data Sharing pages are served only with a session key (`secret`, else `SEQSHARE_SECRET_KEY`, at
+    least 32 characters): without one the app is the API alone. The SSO header (`sso_header`/
+    `sso_proxies`, else `SEQSHARE_SSO_HEADER`/`SEQSHARE_SSO_PROXIES`) is off unless named. Bad settings
+    raise InvalidInput (one line)."""
     app = FastAPI(
         title="seqshare internal API",
         version="1",
@@ -150,6 +162,9 @@ def create_app(
     app.state.database = Database(database_url)
     app.state.resolvers = tuple(resolvers)
     app.state.clock = clock
+    app.state.sso_header, app.state.sso_proxies = sso_settings(sso_header, sso_proxies)
+    key = secret_key(secret)
+    app.state.sessions = Sessions(key, lifetime_hours()) if key else None
     _install_error_handlers(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
@@ -158,4 +173,12 @@ def create_app(
         return Health(status="ok")
 
     app.include_router(api.router)
+    if app.state.sessions is not None:
+        from seqshare.web import pages  # jinja2 and the templates only when the pages are on
+
+        @app.exception_handler(pages.SignInRequired)
+        def sign_in_first(request: Request, _: pages.SignInRequired) -> RedirectResponse:
+            return RedirectResponse(str(request.url_for("signin_form")), status_code=303)
+
+        app.include_router(pages.router)
     return app
