@@ -25,6 +25,11 @@ class InvalidInput(SeqshareError):
     """Input (a LIMS file, an instant, a name) that cannot be accepted as given."""
 
 
+class StaleChange(SeqshareError):
+    """A change decided from a state that is no longer current (a form shown before someone else's change);
+    nothing was changed."""
+
+
 class DatabaseNotReady(SeqshareError):
     """The application database is missing its schema or is out of date."""
 

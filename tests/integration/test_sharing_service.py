@@ -272,3 +272,39 @@ def test_a_change_that_lost_the_race_for_the_sqlite_write_lock_is_retried(tmp_pa
     finally:
         other.close()
         engine.dispose()
+
+
+def test_a_change_decided_from_a_form_shown_before_another_change_is_refused_under_the_lock(
+    world, t0
+) -> None:
+    """A page shows the groups, someone else changes them, then the page's change arrives: it must not
+    silently undo the other change (the check runs under the project's lock, in the change's transaction)."""
+    from seqshare.errors import StaleChange
+
+    shown: list[str] = []  # the page was rendered while the project was shared with no group
+    with world.begin() as s:  # another member shares it meanwhile
+        sharing.set_sharing(s, project="Int Project", groups=["Ext Co"], actor="member", now=t0)
+
+    with pytest.raises(
+        StaleChange, match=r"changed since the form was shown \(it is now shared with Ext Co\)"
+    ):
+        sharing.set_sharing_now(
+            world,
+            project="Int Project",
+            groups=["Ext Two"],
+            actor="owner",
+            clock=lambda: t0 + timedelta(minutes=1),
+            expected_before=shown,
+        )
+    with world.begin() as s:
+        assert [g.name for g in sharing.project_view(s, "Int Project").shared_with] == ["Ext Co"]
+        assert len(audit.audit_events(s, project="Int Project")) == 1
+    change = sharing.set_sharing_now(  # from the current state, it goes through
+        world,
+        project="Int Project",
+        groups=["Ext Two"],
+        actor="owner",
+        clock=lambda: t0 + timedelta(minutes=2),
+        expected_before=["Ext Co"],
+    )
+    assert change.after == ("Ext Two",)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from seqshare import rules
 from seqshare.db.engine import lost_race
 from seqshare.db.models import AuditAction, AuditEvent, Group, Project, Share, User
-from seqshare.errors import ConcurrentChange, InvalidInput, SharingRefused
+from seqshare.errors import ConcurrentChange, InvalidInput, SharingRefused, StaleChange
 from seqshare.services import lookup
 from seqshare.services.views import GroupView, ProjectView, ShareRecord, SharingChange
 
@@ -98,7 +98,14 @@ def _last_change(session: Session, project: Project) -> datetime | None:
 
 
 def set_sharing(
-    session: Session, *, project: str, groups: Iterable[str], actor: str, now: datetime, via: str = "cli"
+    session: Session,
+    *,
+    project: str,
+    groups: Iterable[str],
+    actor: str,
+    now: datetime,
+    via: str = "cli",
+    expected_before: Iterable[str] | None = None,
 ) -> SharingChange:
     """Set Sharing: the project is shared with exactly `groups` from `now` on (an empty set clears).
 
@@ -110,6 +117,8 @@ def set_sharing(
     `now` is the caller's: the demo and tests record history at fixed instants, and a `now` earlier
     than the last change is refused (history cannot be rewritten). A person changing the sharing as of
     the present goes through `set_sharing_now`, which reads the clock only once it holds the lock.
+    `expected_before` (the groups a page's form was shown with) is compared under the same lock: if the
+    project's groups differ, StaleChange is raised and nothing is written.
     """
     _require_aware(now, "time of change")
     user = lookup.user(session, actor)
@@ -118,6 +127,12 @@ def set_sharing(
     wanted = {name: lookup.group(session, name) for name in dict.fromkeys(groups)}
 
     open_shares = {s.group.name: s for s in _open_shares(session, proj)}
+    if expected_before is not None and set(expected_before) != set(open_shares):
+        now_shared = ", ".join(sorted(open_shares, key=str.casefold)) or "no group"
+        raise StaleChange(
+            f"the sharing of {proj.name} changed since the form was shown (it is now shared with "
+            f"{now_shared}); nothing was changed"
+        )
     actor_ref, owner_ref = GroupView.of(user.group).ref, GroupView.of(proj.owner.group).ref
     for name, group in wanted.items():
         if name in open_shares:
@@ -170,6 +185,7 @@ def set_sharing_now(
     via: str = "cli",
     attempts: int = 3,
     sleep: Callable[[float], None] = time.sleep,
+    expected_before: Iterable[str] | None = None,
 ) -> SharingChange:
     """Set Sharing as of the present, in its own transaction: what a person at the CLI or a page expects.
 
@@ -182,6 +198,7 @@ def set_sharing_now(
       back): the retry waits out the gap, up to a second each time.
     """
     groups = tuple(groups)
+    expected = None if expected_before is None else tuple(expected_before)
     why = ""
     for attempt in range(1, attempts + 1):
         try:
@@ -191,7 +208,15 @@ def set_sharing_now(
                 _require_aware(now, "time of change")
                 last = _last_change(session, proj)
                 if last is None or last <= now:
-                    return set_sharing(session, project=project, groups=groups, actor=actor, now=now, via=via)
+                    return set_sharing(
+                        session,
+                        project=project,
+                        groups=groups,
+                        actor=actor,
+                        now=now,
+                        via=via,
+                        expected_before=expected,
+                    )
                 why = f"its last change is later than this host's clock, by {last - now}"
                 wait = (last - now).total_seconds()
         except DBAPIError as exc:

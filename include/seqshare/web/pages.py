@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.templating import Jinja2Templates
 
-from seqshare.errors import InvalidInput, NotFound, SeqshareError, SharingRefused
+from seqshare.errors import InvalidInput, NotFound, SeqshareError, SharingRefused, StaleChange
 from seqshare.services import sharing, sharing_page, tokens
 from seqshare.web.actors import Actor, Unauthenticated, resolve_actor
 from seqshare.web.session import CSRF_FIELD, PageSession, Sessions
@@ -209,11 +209,14 @@ def set_sharing(
             actor=actor.username,
             clock=request.app.state.clock,
             via=VIA,
+            expected_before=shown or [],  # checked again under the project's lock: closes the race
         )
     except NotFound as exc:
         return refusal(request, 404, str(exc), actor)
     except SharingRefused as exc:
         return refusal(request, 403, f"{exc}. Nothing was changed.", actor)
+    except StaleChange as exc:
+        return refusal(request, 409, f"{str(exc)[0].upper()}{str(exc)[1:]}: look at the page again.", actor)
     except (InvalidInput, SeqshareError) as exc:
         return refusal(request, 409, f"{exc}. Nothing was changed.", actor)
     page = _sessions(request).load(request)
