@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -23,13 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from seqshare.services import sharing, tokens
 from tests.e2e.test_cli import SEQSHARE
 from tests.web.conftest import bearer, database_url
+from tests.web.servers import free_port, serving
 from tests.web.world import MATRIX, MISSING, NO_ACCESS, PROJECT, Tokens, load_api_world
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -40,39 +32,9 @@ def real_world(sessions: sessionmaker[Session]) -> Tokens:
 
 @pytest.fixture
 def server(engine: Engine, real_world: Tokens) -> Iterator[str]:
-    """`seqshare serve --port <free>`; its base URL once `/healthz` answers; stopped (SIGINT) after."""
-    env = {**os.environ, "SEQSHARE_DATABASE_URL": database_url(engine)}
-    for _ in range(3):  # a port found free can be taken before the server binds it: try another
-        port = _free_port()
-        process = subprocess.Popen(
-            [SEQSHARE, "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                if process.poll() is not None:
-                    break
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        yield base
-                        return
-                except httpx.TransportError:
-                    time.sleep(0.05)
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            if process.stdout:
-                process.stdout.close()
-    raise AssertionError("seqshare serve did not start")
+    """`seqshare serve` on the test's database (API only: no session key); its base URL."""
+    with serving(engine) as base:
+        yield base
 
 
 def test_the_visibility_matrix_over_real_http(
@@ -153,7 +115,7 @@ def test_serve_refuses_a_database_without_the_schema_in_one_line(tmp_path) -> No
     env = {**os.environ, "SEQSHARE_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
     env.pop("SEQSHARE_DEBUG", None)
     done = subprocess.run(
-        [SEQSHARE, "serve", "--port", str(_free_port())], env=env, capture_output=True, text=True, timeout=60
+        [SEQSHARE, "serve", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 1
     assert done.stderr.startswith("error: the database sqlite:///") and done.stderr.count("\n") == 1

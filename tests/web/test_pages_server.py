@@ -4,10 +4,6 @@ audit trail says "page". (No browser here: the lead adds Chromium tests later.)"
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,54 +14,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from seqshare.db.models import AuditEvent
 from seqshare.services import tokens
-from tests.e2e.test_cli import SEQSHARE
-from tests.web.conftest import database_url
-from tests.web.test_api_server import _free_port, real_world  # noqa: F401 (a fixture)
+from tests.web import servers
+from tests.web.test_api_server import real_world  # noqa: F401 (a fixture)
 from tests.web.test_pages import SECRET, checkboxes, csrf_of, shares
 from tests.web.world import MISSING, PROJECT, Tokens
 
 
 @contextmanager
 def serving(engine: Engine, *args: str, key: bool = True, **settings: str) -> Iterator[str]:
-    """`seqshare serve --port <free>` with SEQSHARE_SECRET_KEY and `settings` in its environment; its base
-    URL once `/healthz` answers; stopped (SIGINT) after."""
-    env = {**os.environ, "SEQSHARE_DATABASE_URL": database_url(engine), "SEQSHARE_SECRET_KEY": SECRET}
-    for name in ("SEQSHARE_SSO_HEADER", "SEQSHARE_SSO_PROXIES", "FORWARDED_ALLOW_IPS"):
-        env.pop(name, None)
-    if not key:
-        env.pop("SEQSHARE_SECRET_KEY")
-    env.update(settings)
-    for _ in range(3):  # a port found free can be taken before the server binds it: try another
-        port = _free_port()
-        process = subprocess.Popen(
-            [SEQSHARE, "serve", "--port", str(port), *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                if process.poll() is not None:
-                    break
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        yield base
-                        return
-                except httpx.TransportError:
-                    time.sleep(0.05)
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            if process.stdout:
-                process.stdout.close()
-    raise AssertionError("seqshare serve did not start")
+    """`seqshare serve` with the test's session key (unless `key` is False) and `settings`."""
+    with servers.serving(
+        engine, *args, **({"SEQSHARE_SECRET_KEY": SECRET} if key else {}), **settings
+    ) as base:
+        yield base
 
 
 @pytest.fixture
