@@ -13,7 +13,7 @@ from seqshare.db.engine import make_sessions
 from tests import databases
 
 # tests.airflow_env first: it sets AIRFLOW_HOME & co. before anything imports Airflow.
-pytest_plugins = ["tests.airflow_env", "tests.sshd"]
+pytest_plugins = ["tests.airflow_env", "tests.sshd", "tests.standalone"]
 
 BACKENDS = ["sqlite", "postgresql"]
 
