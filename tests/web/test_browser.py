@@ -121,7 +121,7 @@ def test_an_internal_user_shares_with_an_internal_and_an_external_group_then_doe
     means(  # Ext Co already received SLX-1 on the run: said so, with the dates, not "will not be sent"
         page,
         "Ext Co (external)",
-        f"SLX-1 (run {RUN_ID}) already delivered on 2026-03-01, kept until 2026-03-31.",
+        f"SLX-1 was already delivered to Ext Co on 2026-03-01 (run {RUN_ID}), kept until 2026-03-31.",
         f"will not be sent: SLX-2 (run {RUN_ID} of 2026-03-01).",
         kept,
     )
