@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from seqshare.db.models import AuditEvent, Pool, Project
 from seqshare.web.session import COOKIE
+from tests.web import browser as browser_fixtures
 from tests.web import servers
 from tests.web.browser import Shots, chromium, new_page, shots  # noqa: F401 (fixtures)
 from tests.web.test_api_server import real_world  # noqa: F401 (a fixture)
@@ -265,3 +266,15 @@ def test_every_form_control_has_a_name_and_the_pages_have_one_main_heading(
             break
     else:
         pytest.fail("Tab never reaches the first group's checkbox")
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), (None, pytest.skip.Exception)])
+def test_a_missing_chromium_fails_under_ci_and_is_skipped_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, ci: str | None, outcome: type[BaseException]
+) -> None:
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="/usr/bin/chromium is missing"):
+        browser_fixtures._unavailable("/usr/bin/chromium is missing")
