@@ -228,7 +228,8 @@ Inside Airflow: the same page at /seqshare, and the Deliveries view of this demo
   Data Sharing: http://127.0.0.1:8080/seqshare/projects (the same token)
   Deliveries:   http://127.0.0.1:8080/seqshare-ops/deliveries/distribute_run/{dag_run}
                 (or the Deliveries tab of http://127.0.0.1:8080/dags/distribute_run/runs/{dag_run})
-  Airflow sign-in: ops, password in {home / "airflow" / "simple_auth_manager_passwords.json.generated"}"""
+  Airflow sign-in: ops, password in {home / "airflow" / "simple_auth_manager_passwords.json.generated"}
+  (written when the API server first starts)"""
     )
 
 
