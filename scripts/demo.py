@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from seqshare import localsftp
 from seqshare.db.engine import make_engine, make_sessions
@@ -113,6 +119,118 @@ def show_tree(root: Path) -> None:
         depth = len(path.relative_to(root).parts) - 1
         size = f"  {path.stat().st_size:>12,} bytes" if path.is_file() else "/"
         print(f"  {'  ' * depth}{path.name}{size}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def try_the_page(seqshare: Path, secret: str) -> None:
+    """Serve the pages on 127.0.0.1 for a moment and sign in as the README says, so what the demo tells
+    people to do is known to work; the server is stopped whatever happens."""
+    import httpx  # locked; only this step needs it
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [str(seqshare), "serve", "--dev", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            if server.poll() is not None:
+                raise SystemExit(f"demo: seqshare serve exited with code {server.returncode}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise SystemExit("demo: seqshare serve did not answer")
+        with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as http:
+            form = http.get("/signin").text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+            if csrf is None:
+                raise SystemExit("demo: the sign-in page has no form")
+            listing = http.post("/signin", data={"token": secret, "csrf_token": csrf.group(1)})
+            if listing.status_code != 200 or "Liver eQTL" not in listing.text:
+                raise SystemExit(f"demo: signing in to the Data Sharing page failed ({listing.status_code})")
+            page = http.get(f"/projects/{quote('Liver eQTL', safe='')}")
+            if page.status_code != 200 or "Set Sharing" not in page.text:
+                raise SystemExit(f"demo: the project page did not open ({page.status_code})")
+        print(f"seqshare serve --dev on {base}: signed in as dodom, listed the projects, opened Liver eQTL")
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _json_lists(text: str) -> list[list[object]]:
+    decoder = json.JSONDecoder()
+    found = []
+    for start in (i for i, c in enumerate(text) if c == "["):
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except ValueError:
+            continue
+        if isinstance(value, list):
+            found.append(value)
+    return found
+
+
+def delivering_dag_run(airflow: Path) -> str:
+    """The id of the demo's first distribute_run DAG run (the one that delivered)."""
+    listed = capture(airflow, "dags", "list-runs", "distribute_run", "-o", "json")
+    runs = next(  # the JSON list, after any warning Airflow prints first
+        (found for found in _json_lists(listed) if all(isinstance(r, dict) and "run_id" in r for r in found)),
+        [],
+    )
+    if not runs:
+        raise SystemExit("demo: Airflow lists no distribute_run DAG run")
+    return min(runs, key=lambda r: str(r.get("start_date") or r.get("logical_date") or ""))["run_id"]
+
+
+def show_the_pages(home: Path, seqshare: Path, airflow: Path) -> None:
+    """How to open the Data Sharing page (on its own and inside Airflow) and this run's Deliveries view."""
+    created = json.loads(
+        capture(seqshare, "token", "create", "dodom", "--name", "demo", "--expires", "7d", "--json")
+    )
+    secret = created["secret"]
+    try_the_page(seqshare, secret)
+    dag_run = quote(delivering_dag_run(airflow), safe="")
+    env = f"SEQSHARE_HOME={shlex.quote(str(home))}"
+    airflow_env = (
+        f"{env} SEQSHARE_DATABASE_URL=sqlite:///{shlex.quote(str(home / 'seqshare.db'))} "
+        f"SEQSHARE_SECRET_KEY=$({BIN / 'python'} -c 'import secrets; print(secrets.token_urlsafe(48))') "
+        f"AIRFLOW_HOME={shlex.quote(str(home / 'airflow'))} "
+        f"AIRFLOW__CORE__DAGS_FOLDER={shlex.quote(str(REPO / 'dags'))} "
+        f"AIRFLOW__CORE__PLUGINS_FOLDER={shlex.quote(str(REPO / 'plugins'))} "
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=ops:viewer"
+    )
+    print(
+        f"""
+The Data Sharing page, on its own (a local trial: --dev signs sessions with a key that ends with the process):
+  {env} {seqshare} serve --dev
+  open http://127.0.0.1:8000/projects and sign in as dodom (Odom Lab) with this token (valid 7 days):
+    {secret}
+  Liver eQTL's own page: http://127.0.0.1:8000/projects/{quote("Liver eQTL", safe="")}
+  another demo user (e.g. ajones, Acme Therapeutics, external): {env} {seqshare} token create ajones
+
+Inside Airflow: the same page at /seqshare, and the Deliveries view of this demo's DAG run:
+  {airflow_env} \\
+    {airflow} api-server --host 127.0.0.1 --port 8080
+  Data Sharing: http://127.0.0.1:8080/seqshare/projects (the same token)
+  Deliveries:   http://127.0.0.1:8080/seqshare-ops/deliveries/distribute_run/{dag_run}
+                (or the Deliveries tab of http://127.0.0.1:8080/dags/distribute_run/runs/{dag_run})
+  Airflow sign-in: ops, password in {home / "airflow" / "simple_auth_manager_passwords.json.generated"}
+  (written when the API server first starts)"""
+    )
 
 
 def main() -> None:
@@ -220,6 +338,9 @@ def main() -> None:
 
         step("the daily purge, as a dry run: nothing has reached its 30-day time to live yet")
         run(seqshare, "purge", "--dry-run")
+
+        step("the Data Sharing page and the Deliveries view, on 127.0.0.1")
+        show_the_pages(home, seqshare, airflow)
     finally:
         server.stop()
     print(f"\ndemo state in {home} (SEQSHARE_HOME={home} {seqshare} --help)")

@@ -12,8 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
 
 from seqshare import config
 from seqshare.db.models import Delivery, Group, Pool, Project, Run, RunLane, Share, User
@@ -23,15 +23,14 @@ from seqshare.services import access, lookup, sharing
 from seqshare.services.views import GroupView, ProjectView
 
 
-def _open_shares(session: Session, project_ids: list[int]) -> dict[int, list[GroupView]]:
-    """project id → the groups it is shared with now (open shares), by name: one query."""
+def _open_shares(session: Session, which: ColumnElement[bool]) -> dict[int, list[GroupView]]:
+    """project id → the groups it is shared with now (open shares), by name, for the shares `which` picks
+    (a condition on `Share.project_id`; a subquery rather than a list of ids keeps it one query)."""
     shared: dict[int, list[GroupView]] = defaultdict(list)
-    if not project_ids:
-        return shared
     rows = session.execute(
         select(Share.project_id, Group)
         .join(Group, Group.id == Share.group_id)
-        .where(Share.project_id.in_(project_ids), Share.revoked_at.is_(None))
+        .where(which, Share.revoked_at.is_(None))
     )
     for project_id, group in rows:
         shared[project_id].append(GroupView.of(group))
@@ -41,28 +40,35 @@ def _open_shares(session: Session, project_ids: list[int]) -> dict[int, list[Gro
 
 
 def group_projects(session: Session, username: str) -> list[ProjectView]:
-    """The projects of the user and of the other members of the user's group, by name (three queries:
-    the user, the projects with owners and pools, the open shares)."""
+    """The projects of the user and of the other members of the user's group, by name, in four queries
+    whatever their number: the user, the projects with their owners, their pools, their open shares.
+    (No `selectinload`: it sends one more query per 500 parents.)"""
     actor = lookup.user(session, username)
-    projects = list(
-        session.scalars(
-            select(Project)
-            .join(Project.owner)
-            .where(User.group_id == actor.group_id)
-            .options(selectinload(Project.pools), selectinload(Project.owner).selectinload(User.group))
-            .order_by(Project.name)
-        )
+    of_group = (
+        select(Project.id).join(User, User.id == Project.owner_id).where(User.group_id == actor.group_id)
     )
-    shared = _open_shares(session, [p.id for p in projects])
+    rows = session.execute(
+        select(Project.id, Project.name, User.username, Group.name)
+        .join(User, User.id == Project.owner_id)
+        .join(Group, Group.id == User.group_id)
+        .where(User.group_id == actor.group_id)
+        .order_by(Project.name)
+    ).all()
+    pools: dict[int, list[str]] = defaultdict(list)
+    for project_id, pool in session.execute(
+        select(Pool.project_id, Pool.name).where(Pool.project_id.in_(of_group)).order_by(Pool.name)
+    ):
+        pools[project_id].append(pool)
+    shared = _open_shares(session, Share.project_id.in_(of_group))
     return [
         ProjectView(
-            name=p.name,
-            owner=p.owner.username,
-            owner_group=p.owner.group.name,
-            shared_with=tuple(shared.get(p.id, ())),
-            pools=tuple(pool.name for pool in p.pools),
+            name=name,
+            owner=owner,
+            owner_group=group,
+            shared_with=tuple(shared.get(project_id, ())),
+            pools=tuple(pools.get(project_id, ())),
         )
-        for p in projects
+        for project_id, name, owner, group in rows
     ]
 
 
@@ -91,17 +97,6 @@ class PoolState:
 
 
 @dataclass(frozen=True)
-class GroupChoice:
-    group: GroupView
-    ticked: bool
-    ttl: timedelta  # how long copies delivered to it stay (its own, else the default)
-
-    @property
-    def external(self) -> bool:
-        return self.group.kind is GroupKind.EXTERNAL
-
-
-@dataclass(frozen=True)
 class Delivered:
     """One run's delivery of one pool to one group, from the ledger."""
 
@@ -112,6 +107,22 @@ class Delivered:
     delivered_at: datetime
     expires_at: datetime
     purged: int  # files already removed after their expiry
+
+    @property
+    def removed(self) -> bool:
+        return self.purged >= self.files
+
+
+@dataclass(frozen=True)
+class GroupChoice:
+    group: GroupView
+    ticked: bool
+    ttl: timedelta  # how long copies delivered to it stay (its own, else the default)
+    received: tuple[Delivered, ...] = ()  # what the ledger says this group already got of the project
+
+    @property
+    def external(self) -> bool:
+        return self.group.kind is GroupKind.EXTERNAL
 
 
 @dataclass(frozen=True)
@@ -129,25 +140,27 @@ class SharingPage:
     def sequenced(self) -> tuple[PoolState, ...]:
         return tuple(p for p in self.pools if p.runs)
 
+    def not_sent(self, choice: GroupChoice) -> tuple[PoolState, ...]:
+        """The sequenced pools, with their runs, that `choice`'s group did not receive on those runs: sharing
+        now will not send them (a pool it did receive is said as delivered, not as "will not be sent")."""
+        got = {(d.pool, d.run_id) for d in choice.received}
+        left = (
+            PoolState(p.pool, tuple(r for r in p.runs if (p.pool, r.run_id) not in got))
+            for p in self.sequenced
+        )
+        return tuple(p for p in left if p.runs)
+
 
 def sharing_page(session: Session, username: str, project: str) -> SharingPage:
     """Everything the project's page shows, for a member of its owner's group."""
     proj = own_project(session, username, project)
     offered = sharing.shareable_groups(session, username, proj.name)
-    shared = _open_shares(session, [proj.id]).get(proj.id, [])
+    shared = _open_shares(session, Share.project_id == proj.id).get(proj.id, [])
     current = {g.name for g in shared}
     ttl_days = dict(session.execute(select(Group.name, Group.ttl_days)).all())
     default_ttl = config.default_ttl()
     # a group shared with today but no longer offered (e.g. its kind changed) stays listed, ticked
     listed = {g.name: g for g in [*offered, *shared]}
-    choices = tuple(
-        GroupChoice(
-            group=g,
-            ticked=g.name in current,
-            ttl=timedelta(days=ttl_days[g.name]) if ttl_days.get(g.name) else default_ttl,
-        )
-        for g in sorted(listed.values(), key=lambda g: g.name.casefold())
-    )
     pool_ids = {p.id: p.name for p in proj.pools}
     runs: dict[str, dict[str, Sequenced]] = {name: {} for name in pool_ids.values()}
     if pool_ids:
@@ -182,6 +195,15 @@ def sharing_page(session: Session, username: str, project: str) -> SharingPage:
             .order_by(Run.run_id, Group.name, Pool.name)
         )
     )
+    choices = tuple(
+        GroupChoice(
+            group=g,
+            ticked=g.name in current,
+            ttl=timedelta(days=ttl_days[g.name]) if ttl_days.get(g.name) else default_ttl,
+            received=tuple(d for d in deliveries if d.group == g.name),
+        )
+        for g in sorted(listed.values(), key=lambda g: g.name.casefold())
+    )
     view = ProjectView(
         name=proj.name,
         owner=proj.owner.username,
@@ -195,4 +217,5 @@ def sharing_page(session: Session, username: str, project: str) -> SharingPage:
 def current_groups(session: Session, username: str, project: str) -> tuple[str, ...]:
     """The groups the project is shared with now, by name (for the stale-form check and the confirmation)."""
     proj = own_project(session, username, project)
-    return tuple(g.name for g in _open_shares(session, [proj.id]).get(proj.id, []))
+    shares = _open_shares(session, Share.project_id == proj.id)
+    return tuple(g.name for g in shares.get(proj.id, []))

@@ -231,3 +231,15 @@ def authenticate(session: Session, secret: str, *, now: datetime) -> Bearer | No
         token.last_used_at = now
         session.flush()
     return Bearer(username=token.user.username, token_id=token.id)
+
+
+def active(session: Session, token_id: int, *, now: datetime) -> Bearer | None:
+    """Who the token with this id speaks for if it is active at `now`, else None (unknown, revoked or
+    expired): how a signed-in page session, which keeps the token's id and never its secret, is checked
+    again on every request. The last-used time is left alone (only presented secrets count as use)."""
+    token = session.scalar(
+        select(ApiToken).where(ApiToken.id == token_id).options(selectinload(ApiToken.user))
+    )
+    if token is None or _state(token, now) != "active":
+        return None
+    return Bearer(username=token.user.username, token_id=token.id)

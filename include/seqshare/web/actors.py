@@ -19,10 +19,8 @@ from typing import Annotated
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from seqshare.db.models import ApiToken
 from seqshare.errors import InvalidInput, NotFound
 from seqshare.services import lookup, tokens
 
@@ -128,12 +126,10 @@ def session_cookie(request: Request, session: Session, now: datetime) -> Actor |
     page = sessions.load(request)
     if page.token_id is None:
         return None
-    token = session.scalar(
-        select(ApiToken).where(ApiToken.id == page.token_id).options(selectinload(ApiToken.user))
-    )
-    if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
+    bearer = tokens.active(session, page.token_id, now=now)
+    if bearer is None:
         raise Unauthenticated(SESSION_ENDED, bad_credential=True)
-    return Actor(username=token.user.username, via="session", token_id=token.id)
+    return Actor(username=bearer.username, via="session", token_id=bearer.token_id)
 
 
 DEFAULT_RESOLVERS: Sequence[ActorResolver] = (bearer_token, sso_header, session_cookie)
