@@ -1,6 +1,6 @@
 """The Data Sharing pages over real HTTP: `seqshare serve` as a process on 127.0.0.1 with a session key,
 on SQLite and PostgreSQL. Sign in with a token, list, choose, Set Sharing, confirmation, Do Not Share; the
-audit trail says "page". (No browser here: the lead adds Chromium tests later.)"""
+audit trail says "page". The same in Debian's chromium: test_browser.py."""
 
 from __future__ import annotations
 
