@@ -98,3 +98,12 @@ def code_reads(name: str) -> bool:
         for folder in ("include", "dags", "plugins")
         for path in (REPO / folder).rglob("*.py")
     )
+
+
+def rendered_in(project: Path) -> dict[str, Any]:
+    """`docker-compose config` in a project folder, with that folder's own .env (as `docker compose up`)."""
+    result = subprocess.run(
+        [docker_compose(), "config"], cwd=project, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
