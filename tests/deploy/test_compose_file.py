@@ -279,3 +279,65 @@ def test_the_trial_sftp_servers_sshd_config_passes_sshd_t(tmp_path: Path) -> Non
     assert "chrootdirectory /srv/sftp\n" in effective
     assert "forcecommand internal-sftp -u 0027 -P symlink,hardlink\n" in effective
     assert "passwordauthentication no\n" in effective
+
+
+def _airflow_commands() -> list[list[str]]:
+    """Every `airflow ...` command line the compose file runs (service commands, healthchecks, the init
+    script), with its shell variables given example values."""
+    import shlex
+
+    shell_values = {"${HOSTNAME}": "host", "$slots": "4"}
+    lines = compose.init_script().replace("\\\n", " ").splitlines()
+    found = []
+    for service in compose.raw()["services"].values():
+        command = service.get("command")
+        if isinstance(command, list) and command[0] == "airflow":
+            found.append(command)
+        test = (service.get("healthcheck") or {}).get("test") or []
+        lines.append(" ".join(test[1:]).replace("$$", "$"))
+    for line in lines:
+        for part in re.split(r"&&|\|\||\|", line):
+            for name, value in shell_values.items():
+                part = part.replace(name, value)
+            words = shlex.split(part)
+            if words[:1] == ["airflow"]:
+                assert "$" not in part, part
+                found.append(words)
+    return found
+
+
+def test_every_airflow_command_and_healthcheck_parses_with_the_locked_airflow(tmp_path: Path) -> None:
+    from airflow.cli.cli_parser import get_parser
+
+    commands = _airflow_commands()
+    assert {tuple(c[1:3]) for c in commands} >= {
+        ("api-server",),
+        ("celery", "worker"),
+        ("jobs", "check"),
+        ("db", "migrate"),
+        ("pools", "set"),
+    }
+    for command in commands:
+        try:
+            get_parser().parse_args(command[1:])
+        except SystemExit:
+            pytest.fail(f"airflow does not accept: {' '.join(command)}")
+
+
+def test_the_healthchecks_call_what_the_image_has() -> None:
+    import importlib.util
+
+    from airflow.configuration import conf
+
+    from seqshare.ops.registration import PORTAL_PREFIX
+
+    services = compose.raw()["services"]
+    api = " ".join(services["airflow-apiserver"]["healthcheck"]["test"])
+    assert "http://localhost:8080/api/v2/monitor/health" in api
+    assert f"http://localhost:8080{PORTAL_PREFIX}/healthz" in api  # the seqshare plugin is mounted
+    port = conf.get("scheduler", "scheduler_health_check_server_port")
+    assert f"http://localhost:{port}/health" in services["airflow-scheduler"]["healthcheck"]["test"]
+    worker = " ".join(services["airflow-worker"]["healthcheck"]["test"])
+    app = re.search(r"--app (\S+)\.app ", worker).group(1)
+    assert importlib.util.find_spec(app) is not None, app
+    assert "curl" in DOCKERFILE.read_text(encoding="utf-8")

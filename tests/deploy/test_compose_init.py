@@ -89,15 +89,15 @@ def databases() -> Iterator[Databases]:
         admin.dispose()
 
 
-def _connects(url: str) -> bool:
+def _connect_error(url: str) -> str:
+    """'' when that URL connects, else the server's refusal."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
             conn.execute(text("select 1"))
-        return True
+        return ""
     except OperationalError as exc:
-        assert "permission denied for database" in str(exc)
-        return False
+        return str(exc)
     finally:
         engine.dispose()
 
@@ -106,7 +106,9 @@ def _tables(url: str) -> set[str]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return set(conn.execute(text("select tablename from pg_tables where schemaname = 'public'")).scalars())
+            return set(
+                conn.execute(text("select tablename from pg_tables where schemaname = 'public'")).scalars()
+            )
     finally:
         engine.dispose()
 
@@ -119,10 +121,11 @@ def _swap_db(url: str, other: str) -> str:
 def test_airflow_and_seqshare_get_separate_databases_neither_role_can_open_the_other(
     databases: Databases,
 ) -> None:
-    assert _connects(databases.airflow_url)
-    assert _connects(databases.seqshare_url)
-    assert not _connects(_swap_db(databases.seqshare_url, databases.airflow_url))
-    assert not _connects(_swap_db(databases.airflow_url, databases.seqshare_url))
+    assert _connect_error(databases.airflow_url) == ""
+    assert _connect_error(databases.seqshare_url) == ""
+    refused = "permission denied for database"
+    assert refused in _connect_error(_swap_db(databases.seqshare_url, databases.airflow_url))
+    assert refused in _connect_error(_swap_db(databases.airflow_url, databases.seqshare_url))
 
 
 def _init_env(tmp_path: Path, dbs: Databases, **overrides: str) -> dict[str, str]:
@@ -140,14 +143,18 @@ def _init_env(tmp_path: Path, dbs: Databases, **overrides: str) -> dict[str, str
     }
     service = compose.rendered(compose.write_env(tmp_path, values | overrides))["services"]["airflow-init"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SEQSHARE_"))}
-    return env | {k: str(v) for k, v in service["environment"].items()} | {
-        "PATH": f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}",
-        "PYTHONPATH": f"{REPO / 'include'}:{REPO}",
-        "AIRFLOW_HOME": str(tmp_path / "airflow-home"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "passwords.json"),
-    }
+    return (
+        env
+        | {k: str(v) for k, v in service["environment"].items()}
+        | {
+            "PATH": f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}",
+            "PYTHONPATH": f"{REPO / 'include'}:{REPO}",
+            "AIRFLOW_HOME": str(tmp_path / "airflow-home"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "passwords.json"),
+        }
+    )
 
 
 def _run_init(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -194,6 +201,17 @@ def test_the_init_service_migrates_both_databases_and_creates_the_pool(
     assert slots == 3
     again = _run_init(_init_env(tmp_path, databases, SFTP_SESSIONS_POOL_SLOTS="5"))  # a restart is harmless
     assert again.returncode == 0, again.stderr[-3000:]
+    assert (
+        databases.seqshare_url.split("@")[0].split(":")[-1] not in again.stdout + again.stderr
+    )  # no password
+    engine = create_engine(databases.airflow_url)
+    try:
+        with engine.connect() as conn:
+            assert (
+                conn.execute(text("select slots from slot_pool where pool = 'sftp_sessions'")).scalar() == 5
+            )
+    finally:
+        engine.dispose()
 
 
 def test_make_env_writes_fresh_secrets_and_pins_the_trial_servers_host_key(tmp_path: Path) -> None:
