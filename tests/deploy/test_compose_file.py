@@ -341,3 +341,12 @@ def test_the_healthchecks_call_what_the_image_has() -> None:
     app = re.search(r"--app (\S+)\.app ", worker).group(1)
     assert importlib.util.find_spec(app) is not None, app
     assert "curl" in DOCKERFILE.read_text(encoding="utf-8")
+
+
+def test_published_ports_listen_on_this_machine_only() -> None:
+    services = compose.rendered(compose.ENV_EXAMPLE)["services"]
+    published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
+    assert set(published) == {"airflow-apiserver", "sftp"}
+    for name, ports in published.items():
+        for port in ports:
+            assert port.get("host_ip") == "127.0.0.1", (name, port)
