@@ -348,5 +348,6 @@ def test_published_ports_listen_on_this_machine_only() -> None:
     published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
     assert set(published) == {"airflow-apiserver", "sftp"}
     for name, ports in published.items():
-        for port in ports:
-            assert port.get("host_ip") == "127.0.0.1", (name, port)
+        for port in ports:  # short syntax 127.0.0.1:8080:8080/tcp, or the long one with host_ip
+            host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).rsplit(":", 2)[0]
+            assert host_ip == "127.0.0.1", (name, port)
