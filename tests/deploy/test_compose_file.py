@@ -3,12 +3,14 @@ with what seqshare's code reads. Checked offline: Debian's docker-compose valida
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from seqshare.airflow_connection import DEFAULT_CONN_ID
 from tests.deploy import compose
@@ -179,8 +181,6 @@ def test_the_sftp_connection_has_the_name_the_code_looks_up_and_a_pinned_host_ke
     for name in AIRFLOW_SERVICES:
         assert conn_env in services[name]["environment"], name
     conn = services["airflow-worker"]["environment"][conn_env]
-    import json
-
     extra = json.loads(conn)["extra"]
     assert extra["key_file"] == "/run/secrets/sftp_delivery_key"
     assert "sftp_delivery_key" in compose.raw()["services"]["airflow-worker"]["secrets"]
@@ -189,8 +189,6 @@ def test_the_sftp_connection_has_the_name_the_code_looks_up_and_a_pinned_host_ke
 
 
 def _config_from(conn_json: str) -> object:
-    import json
-
     from seqshare.airflow_connection import sftp_config_from_fields
 
     conn = json.loads(conn_json)
@@ -351,3 +349,21 @@ def test_published_ports_listen_on_this_machine_only() -> None:
         for port in ports:  # short syntax 127.0.0.1:8080:8080/tcp, or the long one with host_ip
             host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).rsplit(":", 2)[0]
             assert host_ip == "127.0.0.1", (name, port)
+
+
+def test_the_run_folders_override_in_the_docs_validates_and_reaches_every_task_runner(tmp_path: Path) -> None:
+    docs = (REPO / "docs/deployment.md").read_text(encoding="utf-8")
+    override_text = re.search(r"```yaml\n(x-run-folders:.*?)```", docs, re.S).group(1)
+    override = tmp_path / "docker-compose.override.yaml"
+    override.write_text(override_text, encoding="utf-8")
+    result = subprocess.run(
+        [compose.docker_compose(), "--project-directory", str(REPO), "-f", str(compose.COMPOSE_FILE),
+         "-f", str(override), "--env-file", str(compose.ENV_EXAMPLE), "config"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    for name in ("airflow-scheduler", "airflow-dag-processor", "airflow-worker"):
+        targets = {v["target"] if isinstance(v, dict) else v.split(":")[1] for v in services[name]["volumes"]}
+        roots = services[name]["environment"]["SEQSHARE_RUN_ROOTS"].split(":")
+        assert set(roots) | {"/data/demux"} <= targets, name
