@@ -367,3 +367,18 @@ def test_the_run_folders_override_in_the_docs_validates_and_reaches_every_task_r
         targets = {v["target"] if isinstance(v, dict) else v.split(":")[1] for v in services[name]["volumes"]}
         roots = services[name]["environment"]["SEQSHARE_RUN_ROOTS"].split(":")
         assert set(roots) | {"/data/demux"} <= targets, name
+
+
+def test_the_secrets_make_env_writes_are_never_committed_nor_sent_to_a_build() -> None:
+    for path in (".env", "deploy/sftp/keys/delivery_ed25519", "deploy/sftp/keys/ssh_host_ed25519_key"):
+        ignored = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", path], check=False)
+        assert ignored.returncode == 0, f"{path} is not git-ignored"
+    assert (
+        ".env.example"
+        not in subprocess.run(
+            ["git", "-C", str(REPO), "check-ignore", ".env.example"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    )
