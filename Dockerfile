@@ -3,7 +3,7 @@
 #
 # Why python:3.11-slim-bookworm and not apache/airflow:3.3.2-python3.11: the lock was resolved on
 # Python 3.11 on Debian bookworm (the machines CI runs on), so this image holds the very tree the tests
-# ran, and nothing else. The official image ships ~60 other distributions (extra providers and their
+# ran, and nothing else. The official image ships many other distributions (extra providers and their
 # dependencies, pinned by Airflow's own constraints); installing our lock over it gives a mixed tree
 # nobody tested. What its entrypoint adds (wait for the database, migrate, create users) the compose
 # file does with healthchecks and the airflow-init service. See docs/deployment.md.
@@ -24,7 +24,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends curl tini \
     && rm -rf /var/lib/apt/lists/*
 
-# The lock first, in its own layer: a code change does not reinstall 160 packages.
+# The lock first, in its own layer: a code change does not reinstall the locked tree.
 COPY requirements.txt /opt/seqshare/requirements.txt
 RUN pip install --no-cache-dir -r /opt/seqshare/requirements.txt \
     && pip check

@@ -51,6 +51,8 @@ def test_a_broken_compose_file_fails_validation(tmp_path: Path, example_file: Pa
 
 def test_every_long_running_service_has_a_healthcheck_and_one_shots_gate_the_others() -> None:
     services = compose.raw()["services"]
+    assert services["sftp"]["profiles"] == ["trial-sftp"]  # optional: nothing may wait for it
+    assert not any("sftp" in (s.get("depends_on") or {}) for s in services.values())
     one_shots = {name for name, s in services.items() if s.get("restart") == "no"}
     assert one_shots == {"airflow-init"}
     for name, service in services.items():
