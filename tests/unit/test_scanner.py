@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from seqshare import scanner
+from seqshare.scanner import folders as scanner
 from seqshare.errors import InvalidInput
 from seqshare.scanner import FoundRun, dag_run_id_for, find_completed_runs, run_roots_from_env
 from tests.unit.runfolder.builders import HISEQ4000, MISEQ, NOVASEQ6000, NOVASEQX, run_folder, touch
