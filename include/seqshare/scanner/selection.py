@@ -17,9 +17,9 @@ What is left is new: sorted by run id (instrument run ids start with the date, s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
 
 from seqshare.scanner.folders import FoundRun, Judgement, Listing, Unreadable, Waiting
 from seqshare.scanner.naming import dag_run_id_for
@@ -62,7 +62,7 @@ def select(
     """
     if batch < 1:
         raise ValueError(f"batch {batch}: a scan must be allowed to start at least one run")
-    by_name = {folder: dag_run_id_for(PurePath(folder).name) for folder in listing.folders}
+    by_name = {folder: dag_run_id_for(os.path.basename(folder)) for folder in listing.folders}
     known = triggered(set(by_name.values()))
     unknown = [folder for folder in listing.folders if by_name[folder] not in known]
     already = len(listing.folders) - len(unknown)
