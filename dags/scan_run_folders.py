@@ -1,17 +1,24 @@
 """
 ### Scan run folders
 
-Every 5 minutes, list the complete Illumina run folders under `SEQSHARE_RUN_ROOTS` (folders separated
-by `:`) and trigger one `distribute_run` DAG run per folder, with the run id `run__<run id>` and
+Every 5 minutes, list the run folders under `SEQSHARE_RUN_ROOTS` (folders separated by `:`) and trigger
+one `distribute_run` DAG run for each **new** complete folder, with the run id `run__<run id>` and
 `conf={"run_folder": "<path>"}`.
 
-A folder is picked up once its completion markers are there (`seqshare.runfolder.is_complete`); a
-folder already triggered is skipped (the mapped instance shows *skipped*), so scanning again is
-harmless. Folders that cannot be read, or whose run id appears twice, are listed in the scan task's
-log and retried on every scan. Why a scan and not a sensor or an asset watcher:
-`docs/adr/0002-one-dag-run-per-run-folder.md`.
+New means: no `distribute_run` DAG run `run__<run id>` exists yet (Airflow's run id is the truth).
+A folder whose name is a run already triggered is skipped without being read; only the other folders
+are read (completion markers, then RunInfo.xml), so a scan costs little beyond listing the roots however
+many folders they hold, and `trigger_distribute_run` has one instance per new run only (none most of the
+time). At most `SEQSHARE_SCAN_BATCH` runs (default 256, never more than `[core] max_map_length`) are
+triggered per scan; the rest are left for the next scans, and the log says how many and which limit.
 
-To deliver a run folder again, clear (or delete) its `distribute_run` DAG run.
+The log of `find_new_run_folders` lists, one line each with counts: the runs triggered, the folders
+still waiting and what for (instrument files, completion marker, demultiplexing), the folders skipped as
+unreadable and why, and any run found in two folders (delivered from neither). Why a scan and how it
+stays cheap: `docs/adr/0002-one-dag-run-per-run-folder.md`, `docs/adr/0007-a-scan-reads-only-new-folders.md`.
+
+To deliver a run folder again, clear its `distribute_run` DAG run (or delete it: the next scan triggers
+it afresh).
 """
 
 from __future__ import annotations
@@ -19,9 +26,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import dag, task
-
-from seqshare.scanner import dag_run_id_for, find_completed_runs, run_roots_from_env
+from airflow.sdk import dag, get_current_context, task
 
 DISTRIBUTE_RUN = "distribute_run"
 
@@ -38,22 +43,33 @@ DISTRIBUTE_RUN = "distribute_run"
 )
 def scan_run_folders() -> None:
     @task(execution_timeout=timedelta(minutes=10))
-    def find_complete_run_folders() -> list[dict]:
-        """One TriggerDagRunOperator argument set per complete run folder."""
-        runs = find_completed_runs(run_roots_from_env())
+    def find_new_run_folders() -> list[dict]:
+        """One TriggerDagRunOperator argument set per new complete run folder, at most one batch."""
+        from airflow.sdk import conf
+
+        from seqshare.scanner import dag_run_id_for, run_roots_from_env, scan, scan_batch
+
+        ti = get_current_context()["ti"]
+        batch, source = scan_batch(conf.getint("core", "max_map_length", fallback=1024))
+        found = scan(
+            run_roots_from_env(),
+            count=lambda ids: ti.get_dr_count(dag_id=DISTRIBUTE_RUN, run_ids=ids),
+            batch=batch,
+            batch_source=source,
+        )
         return [
             {"trigger_run_id": dag_run_id_for(run.run_id), "conf": {"run_folder": run.run_folder}}
-            for run in runs
+            for run in found.new
         ]
 
     TriggerDagRunOperator.partial(
         task_id="trigger_distribute_run",
         trigger_dag_id=DISTRIBUTE_RUN,
         logical_date=None,  # runs of a run folder have no logical date; two triggers never clash on one
-        skip_when_already_exists=True,
+        skip_when_already_exists=True,  # a scan overlapping another: the second trigger is skipped
         wait_for_completion=False,
         map_index_template="{{ task.trigger_run_id }}",
-    ).expand_kwargs(find_complete_run_folders())
+    ).expand_kwargs(find_new_run_folders())
 
 
 scan_run_folders()

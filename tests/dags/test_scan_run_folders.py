@@ -1,21 +1,30 @@
-"""The scanning DAG end to end with dag.test(): one distribute_run DAG run per complete run folder.
+"""The scanning DAG end to end with dag.test(): one distribute_run DAG run per new complete run folder.
 
 The triggered DAG runs are only queued (no scheduler runs here). The real scanner and the real
 ``dags/distribute_run.py`` are copied into a temporary DAGs folder that becomes the DAG bundle, because
-``TriggerDagRunOperator`` needs its target serialised in the metadata database.
+``TriggerDagRunOperator`` needs its target serialised in the metadata database. Runs "already triggered"
+at a facility's scale are written straight into Airflow's ``dag_run`` table (as earlier scans left them).
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+import seqshare.scanner
 from seqshare.scanner import dag_run_id_for
+from seqshare.scanner import folders as scanner_folders
 from tests.airflow_env import DAGS, use_dags_folder
 from tests.unit.runfolder.builders import HISEQ4000, MISEQ, NOVASEQ6000, run_folder, touch
+from tests.unit.scanner_farm import completed_run, farm, farm_run_id
+
+FIND = "find_new_run_folders"
+TRIGGER = "trigger_distribute_run"
 
 
 def complete_run(root: Path, source: Path) -> Path:
@@ -40,6 +49,43 @@ def scanner_dag(folder: Path):
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=folder / "scan_run_folders.py").dags["scan_run_folders"]
+
+
+def already_triggered(run_folders: dict[str, str]) -> None:
+    """distribute_run DAG runs ``run__<run id>`` as earlier scans left them: {run id: run folder}."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "dag_id": "distribute_run",
+            "run_id": dag_run_id_for(run_id),
+            "run_type": "operator_triggered",
+            "state": "success",
+            "conf": {"run_folder": folder},
+            "run_after": now,
+            "data_interval_start": None,
+            "data_interval_end": None,
+            "logical_date": None,
+        }
+        for run_id, folder in run_folders.items()
+    ]
+    with create_session() as session:
+        session.execute(DagRun.__table__.insert(), rows)  # Core: one executemany
+
+
+def count_calls(monkeypatch, module, name: str) -> list:
+    """Record the first argument of every call to ``module.name`` (still calling the real one)."""
+    calls: list = []
+    real = getattr(module, name)
+
+    def recording(first, *args, **kwargs):
+        calls.append(first)
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, recording)
+    return calls
 
 
 @pytest.mark.slow
@@ -71,46 +117,145 @@ def test_each_complete_run_folder_gets_one_distribute_run_and_a_rescan_adds_none
         ("queued", "operator_triggered", None)
     }
     assert set(airflow_db.task_states("scan_run_folders", first.run_id).values()) == {"success"}
-    assert airflow_db.xcom("scan_run_folders", first.run_id, "find_complete_run_folders") == [
+    assert airflow_db.xcom("scan_run_folders", first.run_id, FIND) == [
         {"trigger_run_id": run_id, "conf": conf} for run_id, conf in sorted(expected.items())
     ]
-    shown = airflow_db.rendered_map_indexes("scan_run_folders", first.run_id, "trigger_distribute_run")
+    shown = airflow_db.rendered_map_indexes("scan_run_folders", first.run_id, TRIGGER)
     assert sorted(shown.values()) == sorted(expected)  # the UI names each mapped instance by its run
 
-    started = time.perf_counter()
     second = dag.test(logical_date=None)
-    print(f"second scan {time.perf_counter() - started:.1f} s")
 
     assert second.state == "success"
     assert set(airflow_db.dag_runs("distribute_run")) == set(expected)
     assert airflow_db.task_states("scan_run_folders", second.run_id) == {
-        ("find_complete_run_folders", -1): "success",
-        ("trigger_distribute_run", 0): "skipped",
-        ("trigger_distribute_run", 1): "skipped",
+        (FIND, -1): "success",
+        (TRIGGER, -1): "skipped",  # mapped over nothing: no instance per folder at all
     }
 
 
 @pytest.mark.slow
-def test_a_scan_with_nothing_complete_succeeds_and_triggers_nothing(
-    dags_folder, airflow_db, tmp_path, monkeypatch
+def test_a_root_of_5000_run_folders_costs_one_instance_per_new_run_and_reads_only_those(
+    dags_folder, airflow_db, tmp_path, monkeypatch, caplog, capfd
 ):
-    run_folder(tmp_path, NOVASEQ6000, marker=None)
-    monkeypatch.setenv("SEQSHARE_RUN_ROOTS", str(tmp_path))
+    root = tmp_path / "runs"
+    known = farm(root, 5000)
+    already_triggered({run_id: str(root / run_id) for run_id in known})
+    new = [completed_run(root, farm_run_id(n)) for n in (7001, 7002)]
+    waiting = completed_run(root, farm_run_id(7003), demultiplexed=False)
+    touch(waiting / "BCLConvert" / "Logs" / "Info.log", "started")
+    unreadable = completed_run(root, farm_run_id(7004))
+    (unreadable / "RunInfo.xml").write_text("<RunInfo><Run")
+    monkeypatch.setenv("SEQSHARE_RUN_ROOTS", str(root))
+    judged = count_calls(monkeypatch, scanner_folders, "awaiting")
+    parsed = count_calls(monkeypatch, scanner_folders, "read_run_info")
+    dag = scanner_dag(dags_folder)
 
-    scan = scanner_dag(dags_folder).test(logical_date=None)
+    with caplog.at_level(logging.INFO, logger="seqshare.scanner"):
+        first = dag.test(logical_date=None)
 
-    assert scan.state == "success"
-    assert airflow_db.dag_runs("distribute_run") == {}
+    assert first.state == "success"
+    assert airflow_db.task_states("scan_run_folders", first.run_id) == {
+        (FIND, -1): "success",
+        (TRIGGER, 0): "success",
+        (TRIGGER, 1): "success",
+    }
+    new_ids = {dag_run_id_for(farm_run_id(n)) for n in (7001, 7002)}
+    runs = airflow_db.dag_runs("distribute_run")
+    assert len(runs) == 5002
+    assert {run_id: runs[run_id].conf for run_id in new_ids} == {
+        dag_run_id_for(farm_run_id(n)): {"run_folder": str(folder)}
+        for n, folder in zip((7001, 7002), new, strict=True)
+    }
+    assert sorted(judged) == sorted([*new, waiting, unreadable])  # no known folder is even looked into
+    assert sorted(parsed) == sorted([*new, unreadable])  # RunInfo.xml read only where not known
+    log = caplog.messages
     assert (
-        airflow_db.task_states("scan_run_folders", scan.run_id)[("trigger_distribute_run", -1)] == "skipped"
+        "5,004 run folders: 5,000 already triggered, 2 new, 1 waiting, 1 unreadable, "
+        "0 runs in several folders (4 folders read)" in log
     )
+    assert f"  {waiting}: waits for demultiplexing: Logs/FastqComplete.txt or Reports/fastq_list.csv" in log
+    assert [m for m in log if m.startswith(f"  {unreadable}: ")] == [
+        f"  {unreadable}: {unreadable / 'RunInfo.xml'}:1: malformed XML: unclosed token"
+    ]
+
+    judged.clear()
+    parsed.clear()
+    capfd.readouterr()
+    second = dag.test(logical_date=None)
+    airflow_log = capfd.readouterr().out
+
+    assert second.state == "success"
+    assert airflow_db.task_states("scan_run_folders", second.run_id) == {
+        (FIND, -1): "success",
+        (TRIGGER, -1): "skipped",
+    }
+    assert len(airflow_db.dag_runs("distribute_run")) == 5002  # the new runs were triggered exactly once
+    assert sorted(judged) == sorted([waiting, unreadable])
+    assert parsed == [unreadable]  # reported again on every scan until fixed
+    assert "Dag Run already exists" not in airflow_log  # no trigger instance for a known run ...
+    assert "XCom not found" not in airflow_log  # ... so no error line for its missing trigger_run_id
+
+
+@pytest.mark.slow
+def test_overlapping_scans_trigger_a_new_folder_once(dags_folder, airflow_db, tmp_path, monkeypatch, capfd):
+    """A second scan that selected the folder before the first one's trigger landed: Airflow refuses the
+    repeated run id and that trigger instance is skipped, not failed."""
+    root = tmp_path / "runs"
+    folder = completed_run(root.mkdir() or root, farm_run_id(1))
+    monkeypatch.setenv("SEQSHARE_RUN_ROOTS", str(root))
+    dag = scanner_dag(dags_folder)
+    assert dag.test(logical_date=None).state == "success"
+
+    monkeypatch.setattr(seqshare.scanner, "existing_runs", lambda ids, count: set())  # saw nothing yet
+    capfd.readouterr()
+    late = dag.test(logical_date=None)
+    airflow_log = capfd.readouterr().out
+
+    assert late.state == "success"
+    assert airflow_db.task_states("scan_run_folders", late.run_id) == {
+        (FIND, -1): "success",
+        (TRIGGER, 0): "skipped",
+    }
+    runs = airflow_db.dag_runs("distribute_run")
+    assert {run_id: run.conf for run_id, run in runs.items()} == {
+        dag_run_id_for(farm_run_id(1)): {"run_folder": str(folder)}
+    }
+    # Airflow's own lines for a skipped trigger, which a scan of known runs must never produce:
+    assert "Dag Run already exists" in airflow_log and "XCom not found" in airflow_log
+
+
+@pytest.mark.slow
+def test_more_new_folders_than_max_map_length_trigger_one_batch_and_the_scan_stays_green(
+    dags_folder, airflow_db, tmp_path, monkeypatch, caplog
+):
+    root = tmp_path / "runs"
+    ids = farm(root, 1100)
+    monkeypatch.setenv("SEQSHARE_RUN_ROOTS", str(root))
+    monkeypatch.setenv("SEQSHARE_SCAN_BATCH", "5")  # a small batch keeps the test short; 1,100 > 1,024
+    dag = scanner_dag(dags_folder)
+
+    with caplog.at_level(logging.INFO, logger="seqshare.scanner"):
+        first = dag.test(logical_date=None)
+
+    assert first.state == "success"
+    assert set(airflow_db.dag_runs("distribute_run")) == {dag_run_id_for(i) for i in ids[:5]}
+    assert len(airflow_db.task_states("scan_run_folders", first.run_id)) == 1 + 5
+    assert (
+        "1,100 new runs exceed this scan's limit of 5 (SEQSHARE_SCAN_BATCH): 1,095 left for the next "
+        f"scans, first {ids[5]}"
+    ) in caplog.messages
+
+    second = dag.test(logical_date=None)
+
+    assert second.state == "success"
+    assert set(airflow_db.dag_runs("distribute_run")) == {dag_run_id_for(i) for i in ids[:10]}
 
 
 def test_scanner_dag_settings():
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=DAGS / "scan_run_folders.py").dags["scan_run_folders"]
-    trigger = dag.get_task("trigger_distribute_run")
+    trigger = dag.get_task(TRIGGER)
 
     assert (dag.timetable.expression, dag.catchup, dag.max_active_runs) == ("*/5 * * * *", False, 1)
     checked = ("trigger_dag_id", "skip_when_already_exists", "wait_for_completion", "logical_date")

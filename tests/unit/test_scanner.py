@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from seqshare import scanner
 from seqshare.errors import InvalidInput
 from seqshare.scanner import FoundRun, dag_run_id_for, find_completed_runs, run_roots_from_env
+from seqshare.scanner import folders as scanner
 from tests.unit.runfolder.builders import HISEQ4000, MISEQ, NOVASEQ6000, NOVASEQX, run_folder, touch
 
 AIRFLOW_RUN_ID = re.compile(r"^[A-Za-z0-9_.~:+-]{1,250}$")  # Airflow's default allowed_run_id_pattern
