@@ -17,8 +17,10 @@ still waiting and what for (instrument files, completion marker, demultiplexing)
 unreadable and why, and any run found in two folders (delivered from neither). Why a scan and how it
 stays cheap: `docs/adr/0002-one-dag-run-per-run-folder.md`, `docs/adr/0007-a-scan-reads-only-new-folders.md`.
 
-To deliver a run folder again, clear its `distribute_run` DAG run (or delete it: the next scan triggers
-it afresh).
+To deliver a run folder again, clear its `distribute_run` DAG run. A run whose DAG run was deleted (or
+removed by `airflow db clean`) is not triggered again by a scan once seqshare has frozen its snapshot:
+its files may be purged already, and sending them again is for ops to decide (trigger it by hand; the
+scan's log gives the run id and conf).
 """
 
 from __future__ import annotations
@@ -47,20 +49,13 @@ def scan_run_folders() -> None:
         """One TriggerDagRunOperator argument set per new complete run folder, at most one batch."""
         from airflow.sdk import conf
 
-        from seqshare.scanner import dag_run_id_for, run_roots_from_env, scan, scan_batch
+        from seqshare.tasks.scan import find_new_run_folders as find
 
         ti = get_current_context()["ti"]
-        batch, source = scan_batch(conf.getint("core", "max_map_length", fallback=1024))
-        found = scan(
-            run_roots_from_env(),
+        return find(
             count=lambda ids: ti.get_dr_count(dag_id=DISTRIBUTE_RUN, run_ids=ids),
-            batch=batch,
-            batch_source=source,
+            max_map_length=conf.getint("core", "max_map_length", fallback=1024),
         )
-        return [
-            {"trigger_run_id": dag_run_id_for(run.run_id), "conf": {"run_folder": run.run_folder}}
-            for run in found.new
-        ]
 
     TriggerDagRunOperator.partial(
         task_id="trigger_distribute_run",

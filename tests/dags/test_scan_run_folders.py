@@ -34,7 +34,13 @@ def complete_run(root: Path, source: Path) -> Path:
 
 
 @pytest.fixture
-def dags_folder(tmp_path: Path, airflow_db):
+def app_sessions(app_database):
+    """seqshare's database, which the scan asks which runs it processed before."""
+    return app_database("sqlite")
+
+
+@pytest.fixture
+def dags_folder(tmp_path: Path, airflow_db, app_sessions):
     folder = tmp_path / "dags"
     folder.mkdir()
     shutil.copy(DAGS / "scan_run_folders.py", folder)
@@ -133,6 +139,46 @@ def test_each_complete_run_folder_gets_one_distribute_run_and_a_rescan_adds_none
     }
 
 
+def test_a_run_processed_before_whose_dag_run_was_cleaned_away_is_not_triggered_again(
+    dags_folder, airflow_db, app_sessions, tmp_path, monkeypatch, caplog
+):
+    """`airflow db clean` removing old distribute_run DAG runs must not make scans re-send purged runs."""
+    from seqshare.db.models import Run, RunSnapshot, SnapshotSource
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    old = complete_run(root, NOVASEQ6000)
+    new = complete_run(root, MISEQ)
+    with app_sessions.begin() as session:
+        run = Run(run_id=NOVASEQ6000.name, run_folder=str(old))
+        session.add(run)
+        session.flush()
+        frozen_at = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+        session.add(
+            RunSnapshot(
+                run_id=run.id,
+                instant=frozen_at,
+                source=SnapshotSource.INSTRUMENT,
+                frozen_at=frozen_at,
+                frozen_by="distribute_run",
+                plan=None,
+            )
+        )
+    monkeypatch.setenv("SEQSHARE_RUN_ROOTS", str(root))
+
+    with caplog.at_level(logging.INFO, logger="seqshare.scanner"):
+        scanned = scanner_dag(dags_folder).test(logical_date=None)
+
+    assert scanned.state == "success"
+    assert {run_id: run.conf for run_id, run in airflow_db.dag_runs("distribute_run").items()} == {
+        dag_run_id_for(MISEQ.name): {"run_folder": str(new)}
+    }
+    assert (
+        f'  {dag_run_id_for(NOVASEQ6000.name)}: snapshot frozen 2026-03-01 10:00 UTC; conf {{"run_folder": '
+        f'"{old}"}}' in caplog.messages
+    )
+
+
 @pytest.mark.slow
 def test_a_root_of_5000_run_folders_costs_one_instance_per_new_run_and_reads_only_those(
     dags_folder, airflow_db, tmp_path, monkeypatch, caplog, capfd
@@ -170,7 +216,7 @@ def test_a_root_of_5000_run_folders_costs_one_instance_per_new_run_and_reads_onl
     assert sorted(parsed) == sorted([*new, unreadable])  # RunInfo.xml read only where not known
     log = caplog.messages
     assert (
-        "5,004 run folders: 5,000 already triggered, 2 new, 1 waiting, 1 unreadable, "
+        "5,004 run folders: 5,000 already triggered, 2 new, 0 processed before, 1 waiting, 1 unreadable, "
         "0 runs in several folders (4 folders read)" in log
     )
     assert f"  {waiting}: waits for demultiplexing: Logs/FastqComplete.txt or Reports/fastq_list.csv" in log

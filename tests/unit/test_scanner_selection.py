@@ -242,7 +242,8 @@ def test_the_log_lists_every_waiting_and_unreadable_folder_with_counts_and_the_l
     text = [line for _, line in lines]
 
     assert text[0] == (
-        "9 run folders: 1 already triggered, 5 new, 2 waiting, 1 unreadable, 0 runs in several folders "
+        "9 run folders: 1 already triggered, 5 new, 0 processed before, 2 waiting, 1 unreadable, "
+        "0 runs in several folders "
         "(8 folders read)"
     )
     assert "  run__N0: /runs/N0" in text and "  run__N1: /runs/N1" in text
@@ -259,3 +260,40 @@ def test_the_log_lists_every_waiting_and_unreadable_folder_with_counts_and_the_l
     assert "unreadable, skipped until fixed (1):" in text
     assert "  /runs/U: RunInfo.xml:1: malformed XML" in text
     assert all("\n" not in line for line in text)
+
+
+def test_a_run_processed_before_whose_dag_run_is_gone_is_not_triggered_again_and_the_log_says_how_to():
+    """`airflow db clean` (or a deleted DAG run) must not make the scan send a purged run's files again."""
+    answers = {f"/runs/{n}": FoundRun(f"/runs/{n}", n) for n in ("OLD", "NEW")}
+    asked: list[set[str]] = []
+
+    def processed(run_ids) -> dict[str, str]:
+        asked.append(set(run_ids))
+        return {"OLD": "2026-03-01 10:00 UTC"} if "OLD" in run_ids else {}
+
+    result = select(
+        Listing(tuple(sorted(answers)), ()),
+        triggered=FakeAirflow(set()).triggered,
+        judge=FakeFolders(answers),
+        batch=10,
+        processed=processed,
+    )
+    text = [line for _, line in describe(result)]
+
+    assert [run.run_id for run in result.new] == ["NEW"]
+    assert [(run.run_id, when) for run, when in result.processed] == [("OLD", "2026-03-01 10:00 UTC")]
+    assert asked == [{"OLD", "NEW"}]  # asked once, for the new runs only
+    assert text[0].startswith("2 run folders: 0 already triggered, 1 new, 1 processed before,")
+    assert '  run__OLD: snapshot frozen 2026-03-01 10:00 UTC; conf {"run_folder": "/runs/OLD"}' in text
+
+
+def test_no_new_run_asks_the_database_nothing():
+    calls: list[object] = []
+    select(
+        listing("K"),
+        triggered=FakeAirflow({"run__K"}).triggered,
+        judge=FakeFolders({}),
+        batch=10,
+        processed=lambda ids: calls.append(ids) or {},
+    )
+    assert calls == []

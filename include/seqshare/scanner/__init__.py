@@ -40,7 +40,7 @@ from seqshare.scanner.naming import (
     scan_batch,
 )
 from seqshare.scanner.report import describe, log_scan
-from seqshare.scanner.selection import Scan, existing_runs, select
+from seqshare.scanner.selection import Processed, Scan, existing_runs, nothing_processed, select
 
 
 def scan(
@@ -50,9 +50,11 @@ def scan(
     batch: int,
     batch_source: str = "",
     search: OutputSearch | None = None,
+    processed: Processed = nothing_processed,
 ) -> Scan:
     """List ``roots`` and select the new runs; ``count(ids)`` counts the ``distribute_run`` DAG runs with
-    those ids (Airflow). Logs the result. A bad output setting raises InvalidInput before anything is read.
+    those ids (Airflow), ``processed(run_ids)`` names the runs seqshare froze before (its database). Logs
+    the result. A bad output setting raises InvalidInput before anything is read.
     """
     search = config.output_search() if search is None else search
     result = select(
@@ -61,6 +63,7 @@ def scan(
         judge=lambda folder: judge(folder, search),
         batch=batch,
         batch_source=batch_source,
+        processed=processed,
     )
     log_scan(result)
     return result
@@ -72,6 +75,7 @@ __all__ = [
     "SCAN_BATCH_ENV",
     "FoundRun",
     "Listing",
+    "Processed",
     "Scan",
     "Stage",
     "Unreadable",
@@ -83,6 +87,7 @@ __all__ = [
     "judge",
     "list_roots",
     "log_scan",
+    "nothing_processed",
     "run_roots_from_env",
     "scan",
     "scan_batch",

@@ -21,6 +21,7 @@ def describe(scan: Scan) -> list[tuple[int, str]]:
         (
             logging.INFO,
             f"{scan.listed:,} run folders: {scan.already:,} already triggered, {new:,} new, "
+            f"{len(scan.processed):,} processed before, "
             f"{len(scan.waiting):,} waiting, {len(scan.unreadable):,} unreadable, "
             f"{len(scan.duplicates):,} runs in several folders ({scan.judged:,} folders read)",
         )
@@ -36,6 +37,23 @@ def describe(scan: Scan) -> list[tuple[int, str]]:
                 f"{len(scan.deferred):,} left for the next scans, first {scan.deferred[0].run_id}",
             )
         )
+    if scan.processed:
+        lines.append(
+            (
+                logging.WARNING,
+                f"processed before but without a distribute_run DAG run now ({len(scan.processed):,}; "
+                "deleted, or removed by `airflow db clean`): not triggered again, its files may have been "
+                "purged; to deliver one again, trigger distribute_run with the run id and conf shown:",
+            )
+        )
+        lines += [
+            (
+                logging.WARNING,
+                f"  {dag_run_id_for(r.run_id)}: snapshot frozen {when}; "
+                f'conf {{"run_folder": "{r.run_folder}"}}',
+            )
+            for r, when in scan.processed
+        ]
     if scan.waiting:
         lines.append((logging.INFO, f"waiting ({len(scan.waiting):,}):"))
         lines += [

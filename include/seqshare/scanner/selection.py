@@ -11,6 +11,11 @@ batched counts (:func:`existing_runs`), and reads folders only in between:
    unreadable, or complete with its run id; a complete folder whose ``run__<run id>`` exists (a renamed
    folder) is already triggered too. A run id found in two folders is triggered from neither.
 
+3. a run that seqshare's own database says was processed before (its snapshot frozen by a DAG run that
+   no longer exists: deleted, or removed by ``airflow db clean``) is never triggered again by a scan:
+   its files may have been purged after their time to live, and sending them again is an operator's
+   decision (trigger ``distribute_run`` by hand), not a side effect of cleaning Airflow's history.
+
 What is left is new: sorted by run id (instrument run ids start with the date, so oldest first), at most
 ``batch`` are triggered now and the rest wait for the next scan, which finds them new again.
 """
@@ -29,6 +34,11 @@ from seqshare.scanner.naming import dag_run_id_for
 COUNT_CHUNK = 100
 
 Triggered = Callable[[Collection[str]], set[str]]
+Processed = Callable[[Collection[str]], dict[str, str]]  # run ids -> when their snapshot was frozen
+
+
+def nothing_processed(run_ids: Collection[str]) -> dict[str, str]:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,7 @@ class Scan:
     already: int  # of them, folders whose run was triggered before
     new: tuple[FoundRun, ...]  # to trigger in this scan, at most ``batch``
     deferred: tuple[FoundRun, ...]  # new too, beyond the batch: the next scan triggers them
+    processed: tuple[tuple[FoundRun, str], ...]  # no DAG run, but frozen before (when): not triggered
     waiting: tuple[Waiting, ...]
     unreadable: tuple[Unreadable, ...]  # folders (and roots) that cannot be judged
     duplicates: tuple[tuple[str, tuple[str, ...]], ...]  # (run id, folders): triggered from none
@@ -54,11 +65,13 @@ def select(
     judge: Callable[[str], Judgement],
     batch: int,
     batch_source: str = "",
+    processed: Processed = nothing_processed,
 ) -> Scan:
     """Sort the listed folders into already triggered, new (at most ``batch`` now), waiting, unreadable.
 
     ``triggered(dag_run_ids)`` returns those of the ids that exist (Airflow); ``judge(folder)`` reads one
-    folder. Pure apart from these two: the unit tests pass fakes.
+    folder; ``processed(run_ids)`` says which runs seqshare froze before, and when (its database). Pure
+    apart from these three: the unit tests pass fakes.
     """
     if batch < 1:
         raise ValueError(f"batch {batch}: a scan must be allowed to start at least one run")
@@ -85,11 +98,15 @@ def select(
     renamed = (ids & known) | triggered(ids - asked - known)
     new = [run for run in runs if dag_run_id_for(run.run_id) not in renamed]
     already += len(runs) - len(new)
+    frozen = processed({run.run_id for run in new}) if new else {}
+    before = tuple((run, frozen[run.run_id]) for run in new if run.run_id in frozen)
+    new = [run for run in new if run.run_id not in frozen]
     return Scan(
         listed=len(listing.folders),
         already=already,
         new=tuple(new[:batch]),
         deferred=tuple(new[batch:]),
+        processed=before,
         waiting=tuple(waiting),
         unreadable=tuple(unreadable),
         duplicates=duplicates,

@@ -9,6 +9,7 @@ sharing change made while a delivery is half done can never change who receives 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -268,3 +269,18 @@ def preview_plan(session: Session, folder: RunFolder, override: datetime | None 
         )
         savepoint.rollback()
     return plan
+
+
+def frozen_runs(session: Session, run_ids: Iterable[str]) -> dict[str, str]:
+    """The runs among ``run_ids`` whose snapshot was frozen, and when (UTC, to the minute): the scan
+    never triggers these again by itself (``seqshare.scanner.selection``)."""
+    ids = sorted(set(run_ids))
+    frozen: dict[str, str] = {}
+    for start in range(0, len(ids), 500):  # bounded IN lists on both backends
+        rows = session.execute(
+            select(Run.run_id, RunSnapshot.frozen_at)
+            .join(RunSnapshot, RunSnapshot.run_id == Run.id)
+            .where(Run.run_id.in_(ids[start : start + 500]))
+        )
+        frozen.update((run_id, f"{at:%Y-%m-%d %H:%M} UTC") for run_id, at in rows)
+    return frozen
