@@ -154,7 +154,9 @@ def _files_of(session: Session, pools: dict[int, Pool], project: str, run_id: st
     return [f for f in found.values() if f is not None]
 
 
-def _visible_pools(session: Session, who: access.Caller, target: str, now: datetime) -> tuple[str, dict]:
+def _visible_pools(
+    session: Session, who: access.Caller, target: str, now: datetime
+) -> tuple[str, dict[int, Pool]]:
     """The project and pools `target` (a pool id, else a project name) names, if `who` may see them."""
     if not_text(target):
         raise no_such_target(target)
@@ -168,7 +170,9 @@ def _visible_pools(session: Session, who: access.Caller, target: str, now: datet
     return project.name, {p.id: p for p in pools}
 
 
-def downloadable(session: Session, *, username: str, target: str, now: datetime, run_id: str | None = None):
+def downloadable(
+    session: Session, *, username: str, target: str, now: datetime, run_id: str | None = None
+) -> tuple[str, list[RunFile]]:
     """(project name, the files of the pool or project `target` on its runs, or on `run_id` only)."""
     try:
         who = access.caller(session, username)
@@ -203,19 +207,19 @@ class OpenFile:
     def changed(self) -> str | None:
         """What changed since it was opened, on the open file or at its path; None if nothing did. Two
         stat calls: cheap enough to ask before every chunk is sent."""
-        now = Version.of(os.fstat(self.fd))
-        if (now.size, now.mtime_ns, now.ctime_ns) != (
-            self.version.size,
-            self.version.mtime_ns,
-            self.version.ctime_ns,
-        ):
-            return f"written to ({now.size} bytes now, {self.version.size} when opened)"
         try:
             there = os.stat(self.path)
         except OSError as exc:
             return f"removed ({exc.strerror})"
         if (there.st_dev, there.st_ino) != (self.version.dev, self.version.inode):
             return "replaced by another file"
+        now = Version.of(os.fstat(self.fd))
+        if (now.size, now.mtime_ns, now.ctime_ns) != (
+            self.version.size,
+            self.version.mtime_ns,
+            self.version.ctime_ns,
+        ):
+            return f"modified ({now.size} bytes now, {self.version.size} when opened)"
         return None
 
     def read(self, offset: int, size: int = CHUNK) -> bytes:

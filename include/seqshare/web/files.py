@@ -226,7 +226,6 @@ def get_file(
         record(404, f)
         raise
     try:
-        md5 = files.checksum(sessions, f, handle, now=at)
         etag = f'"{handle.version.tag}"'
         size = handle.version.size
         if if_match is not None and not _matches(if_match, etag):
@@ -241,6 +240,7 @@ def get_file(
             return _error(
                 416, f"range not satisfiable: {f.path} has {size} bytes", {"Content-Range": f"bytes */{size}"}
             )
+        md5 = files.checksum(sessions, f, handle, now=at)  # before the first byte; once per version
         start, end = span or (0, size)
         headers = {
             "Accept-Ranges": "bytes",
