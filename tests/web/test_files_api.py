@@ -435,3 +435,42 @@ def test_over_real_http_a_large_file_streams_in_flat_memory_and_a_replaced_one_i
     big = [(r.status, r.bytes_sent, r.completed) for r in records if r.path == BIG]
     assert big[0] == (200, BIG_SIZE, True)
     assert big[1][0] == 200 and big[1][1] < BIG_SIZE and big[1][2] is False
+
+
+def test_a_plan_frozen_from_a_real_run_folder_serves_each_pools_fastqs_and_nothing_else(
+    engine: Engine, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """The plan `services.runs.freeze_snapshot` really writes (a BCL Convert run folder of the delivery
+    tests): every fastq of the pool, byte for byte; Undetermined reads, the sample sheet and RunInfo.xml
+    never, though they sit in the same folders."""
+    from seqshare.runfolder import read_run_folder
+    from seqshare.services import runs, tokens
+    from seqshare.web.app import create_app
+    from tests.runs import POOLS, build_run, load_scenario
+    from tests.runs import RUN_ID as REAL_RUN
+
+    built = build_run(tmp_path, POOLS, size=4096)
+    folder = read_run_folder(built.path)
+    now = datetime.now(UTC)
+    with sessions.begin() as s:
+        load_scenario(s)
+        runs.register_run(s, folder)
+        runs.freeze_snapshot(s, folder, override=None, actor="airflow:test", now=now)
+        secret = tokens.create_token(s, username="other", name="t", expires_at=None, now=now).secret
+    app = create_app(database_url=database_url(engine))
+    try:
+        with TestClient(app) as client:
+            listed = listing(client, secret, "SLX-1").json()["files"]
+            assert sorted(f["path"] for f in listed) == sorted(
+                f"{REAL_RUN}/SLX-1/{p.name}" for p in built.files["SLX-1"]
+            )
+            for f in listed:
+                answer = get(client, f["url"], secret)
+                on_disk = (built.path / "BCLConvert" / "SLX-1" / f["path"].rsplit("/", 1)[1]).read_bytes()
+                assert answer.content == on_disk and f["size"] == len(on_disk)
+                assert answer.headers["x-seqshare-md5"] == hashlib.md5(on_disk).hexdigest()
+            for name in ("Undetermined_S0_L001_R1_001.fastq.gz", "SampleSheet.csv", "RunInfo.xml"):
+                assert get(client, f"/api/v1/files/{REAL_RUN}/SLX-1/{name}", secret).status_code == 404
+            assert listing(client, secret, "SLX-3").status_code == 404  # Member Project: not shared with it
+    finally:
+        app.state.database.dispose()
