@@ -127,29 +127,32 @@ class FileStream(Response):
     ) -> None:
         super().__init__(status_code=status_code, headers=headers, media_type="application/octet-stream")
         self.handle, self.start, self.end, self.head, self.done = handle, start, end, head, done
+        self.sent = 0  # bytes of the body sent so far
 
     def _read(self, offset: int) -> tuple[bytes, str | None]:
         chunk = self.handle.read(offset, min(CHUNK, self.end - offset))
         return chunk, self.handle.changed()  # after the read: the chunk is of the version announced
 
-    async def _send_body(self, send: Send) -> int:
+    async def _send_body(self, send: Send) -> bool:
+        """Send the body; True if all of it went (`self.sent` counts what did)."""
         offset = self.start
         if self.head or offset >= self.end:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return 0
+            return True
         while offset < self.end:
             chunk, changed = await anyio.to_thread.run_sync(self._read, offset)
             if changed or not chunk:
                 log.warning(
                     "stopped sending %s at byte %d: %s", self.handle.path, offset, changed or "shrunk"
                 )
-                return offset - self.start  # a short body: the client sees the file changed
+                return False  # a short body: the client sees the file changed
             offset += len(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": offset < self.end})
-        return offset - self.start
+            self.sent += len(chunk)
+        return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sent = -1
+        complete = False
         try:
             await send(
                 {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
@@ -162,13 +165,12 @@ class FileStream(Response):
                     tasks.cancel_scope.cancel()
 
                 tasks.start_soon(watch_disconnect)
-                sent = await self._send_body(send)
+                complete = await self._send_body(send)
                 tasks.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 self.handle.close()
-                complete = sent == (0 if self.head else self.end - self.start)
-                await anyio.to_thread.run_sync(self.done, max(sent, 0), complete)
+                await anyio.to_thread.run_sync(self.done, self.sent, complete)
 
 
 FileName = Annotated[str, Path(max_length=255, description="The file's name, as the listing gives it.")]
