@@ -20,7 +20,7 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -316,7 +316,6 @@ def checksum(
     handle: OpenFile,
     *,
     now: datetime,
-    compute: Callable[[OpenFile], str] | None = None,
 ) -> str:
     """The md5 of the opened version of `f`: stored, else the ledger's, else computed from the open file
     (one computation per version in this process; another process's is kept if it stored one first)."""
@@ -334,7 +333,7 @@ def checksum(
         if md5 is not None:
             return md5
         source = "ledger" if ledger_md5 else "server"
-        md5 = ledger_md5 or (compute or compute_md5)(handle)
+        md5 = ledger_md5 or compute_md5(handle)
         try:
             with sessions.begin() as s:
                 s.add(
