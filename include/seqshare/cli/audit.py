@@ -18,6 +18,7 @@ from seqshare.cli.common import (
     state_text,
     unit_of_work,
 )
+from seqshare.errors import InvalidInput, quote
 from seqshare.instants import parse_instant
 from seqshare.services import audit as audit_service
 from seqshare.services import downloads as downloads_service
@@ -60,7 +61,7 @@ def _since(text: str) -> datetime:
         try:
             return datetime.fromisoformat(text.strip()).replace(tzinfo=UTC)
         except ValueError:
-            pass
+            raise InvalidInput(f"--since {quote(text)} is not a date (e.g. 2026-11-30)") from None
     return parse_instant(text, "--since")
 
 
