@@ -66,6 +66,18 @@ def test_a_planned_file_re_pointed_out_of_the_run_folder_is_no_such_file(
         files.open_file(f)
 
 
+def test_a_pool_folder_re_pointed_to_a_folder_with_the_same_names_is_no_such_file(root: Path) -> None:
+    f = run_file(root, "BCLConvert/SLX-1/a.fastq.gz")
+    elsewhere = root.parent / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "a.fastq.gz").write_bytes(b"A" * 5000)  # same name, same size: another file all the same
+    pool_dir = root / "BCLConvert" / "SLX-1"
+    pool_dir.rename(root.parent / "moved")
+    pool_dir.symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(NotFound):
+        files.open_file(f)
+
+
 def test_a_folder_swapped_in_for_the_file_is_no_such_file(root: Path) -> None:
     f = run_file(root, "BCLConvert/SLX-1/a.fastq.gz")
     path = root / f.source
