@@ -56,7 +56,7 @@ class GroupReport:
         )
 
 
-def _source_areas(plan: DeliveryPlan) -> tuple[Path, Path | None]:
+def source_areas(plan: DeliveryPlan) -> tuple[Path, Path | None]:
     """The run folder and the demultiplexed output the plan was read from (None for plans frozen before
     the output folder was kept), resolved: the only places a planned file may be read from."""
     root = Path(plan.run_folder).resolve()
@@ -65,7 +65,7 @@ def _source_areas(plan: DeliveryPlan) -> tuple[Path, Path | None]:
     return root, (root / plan.output_dir).resolve()
 
 
-def _check_own_file(local: Path, planned_file: PlannedFile, areas: tuple[Path, Path | None]) -> Path:
+def check_own_file(local: Path, planned_file: PlannedFile, areas: tuple[Path, Path | None]) -> Path:
     """Item 3's rule, again at delivery time: the file read as a pool's must still be that pool's own file.
 
     The folder was read (and its links judged) when the plan was frozen, but a link, a folder or the output
@@ -99,13 +99,13 @@ def _check_own_file(local: Path, planned_file: PlannedFile, areas: tuple[Path, P
 
 def files_to_send(plan: DeliveryPlan, group: str, delivered: dict[str, str]) -> list[FileToSend]:
     """The group's files, checked against the run folder as it is now (it must not have changed): each
-    still the pool's own file (`_check_own_file`), one file per name, and the size planned."""
+    still the pool's own file (`check_own_file`), one file per name, and the size planned."""
     out = []
-    areas = _source_areas(plan)
+    areas = source_areas(plan)
     seen: dict[tuple[int, int], str] = {}
     for f in plan.group(group).files:
         local = Path(plan.run_folder) / f.source
-        target = _check_own_file(local, f, areas)
+        target = check_own_file(local, f, areas)
         try:
             stat = target.stat()
         except OSError as exc:

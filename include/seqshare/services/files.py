@@ -3,7 +3,7 @@
 A pool's files on a run are exactly those the run's frozen plan lists for that pool (`DeliveryPlan.files`,
 or the groups' files in plans frozen before it listed every pool): nothing else in a run folder is ever
 served, whatever name is asked for. Each is checked again when opened, as delivery checks it: the path must
-still resolve to the file frozen in the plan (`services.delivery._check_own_file`), it is opened without
+still resolve to the file frozen in the plan (`services.delivery.check_own_file`), it is opened without
 following a last link, and the opened descriptor must be that very file. Visibility is checked afresh on
 every call (`services.access`); a hidden pool, a missing one, a missing run and a file that is not the
 pool's all raise the same NotFound.
@@ -36,7 +36,7 @@ from seqshare.errors import InvalidInput, NotFound, SeqshareError, quote
 from seqshare.names import not_text
 from seqshare.services import access
 from seqshare.services.access import Action
-from seqshare.services.delivery import _check_own_file
+from seqshare.services.delivery import check_own_file
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -236,10 +236,10 @@ def open_file(f: RunFile) -> OpenFile:
     """Open `f` for reading if it is still the pool's own file (else `no_such_file`, the reason logged)."""
     local = Path(f.run_folder) / f.source
     planned = PlannedFile(pool=f.pool, source=f.source, remote_path=f.path, size=f.size, resolved=f.resolved)
-    root = Path(f.run_folder).resolve()  # the areas delivery reads from (`_source_areas`)
+    root = Path(f.run_folder).resolve()  # the areas delivery reads from (`source_areas`)
     areas = (root, None if f.output_dir is None else (root / f.output_dir).resolve())
     try:
-        target = _check_own_file(local, planned, areas)
+        target = check_own_file(local, planned, areas)
         fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except (InvalidInput, OSError) as exc:
         log.warning("not serving %s: %s", f.path, exc)
