@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 REDIS = "/usr/bin/redis-server"
 LOG_TAIL = 3000  # characters of each process's log in a failure message
+TASK_LOG_TAIL = 1500  # ... and of each task try's log
 T = TypeVar("T")
 
 
@@ -136,10 +137,16 @@ class Cluster:
             self._engine.dispose()
 
     def logs(self) -> str:
+        """The end of each process's log, then of each task try's log (what a failure message carries)."""
         parts = []
         for path in sorted(self.home.glob("*.log")):
             content = path.read_text(errors="replace")
             parts.append(f"\n----- {path.name} (last {LOG_TAIL} characters) -----\n{content[-LOG_TAIL:]}")
+        tasks = self.home / "airflow" / "logs"
+        for path in sorted(tasks.rglob("*.log")) if tasks.is_dir() else []:
+            content = path.read_text(errors="replace")
+            name = path.relative_to(tasks)
+            parts.append(f"\n----- task log {name} (last {TASK_LOG_TAIL}) -----\n{content[-TASK_LOG_TAIL:]}")
         return "".join(parts)
 
     @contextlib.contextmanager

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -113,6 +114,8 @@ def test_a_celery_worker_lost_mid_transfer_is_retried_elsewhere_and_the_run_comp
     ftp_root.mkdir()
 
     with ExitStack() as stack:
+        for big in (staging, run_root, ftp_root):  # ~700 MB of fastq files; the logs stay for a failure
+            stack.callback(shutil.rmtree, big, ignore_errors=True)
         app_db = stack.enter_context(databases.scratch_postgres())
         airflow_db = stack.enter_context(databases.scratch_postgres())
         engine = databases.migrated_engine(app_db)
@@ -134,6 +137,7 @@ def test_a_celery_worker_lost_mid_transfer_is_retried_elsewhere_and_the_run_comp
         cluster = Cluster(home=home, env=env, airflow_db_url=airflow_db)
         stack.callback(cluster.stop)
 
+        started = time.monotonic()
         cluster.run("migrate", [AIRFLOW, "db", "migrate"])
         cluster.run("pools", [AIRFLOW, "pools", "set", "sftp_sessions", "4", "SFTP sessions"])
         cluster.start("api-server", [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(api_port)])
@@ -156,6 +160,7 @@ def test_a_celery_worker_lost_mid_transfer_is_retried_elsewhere_and_the_run_comp
                 ),
                 START_BOUND_S,
             )
+            up = time.monotonic()
             # The instrument and the demultiplexer finish: the folder appears whole in the watched root.
             built = build_run(staging, POOLS, lanes=(1,), size=FILE_SIZE)
             os.rename(built.path, run_root / RUN_ID)
@@ -169,6 +174,7 @@ def test_a_celery_worker_lost_mid_transfer_is_retried_elsewhere_and_the_run_comp
             )
             assert partial is not True, "distribute_run failed before any transfer"
             cluster.kill("worker1")  # the machine is gone: worker, its pool, the task processes
+            killed_at = time.monotonic()
             running = [
                 ti
                 for ti in cluster.task_instances(DISTRIBUTE, DAG_RUN)
@@ -186,6 +192,10 @@ def test_a_celery_worker_lost_mid_transfer_is_retried_elsewhere_and_the_run_comp
                 ),
                 RUN_BOUND_S,
                 every=1,
+            )
+            print(  # for the record (pytest -s): where the time goes
+                f"cluster up {up - started:.0f} s, dropped folder to first .partial {killed_at - up:.0f} s, "
+                f"worker killed to the run finished {time.monotonic() - killed_at:.0f} s"
             )
             tis = cluster.task_instances(DISTRIBUTE, DAG_RUN)
             assert state == "success", tis
