@@ -94,10 +94,10 @@ def quiet_ssh_logs() -> None:
     """Keep paramiko's per-connection INFO lines ("Connected (version 2.0 ...)", "Authentication ...
     successful!") out of task logs: a delivery opens several connections, ops read what was delivered.
     `SEQSHARE_LOG_SSH=1` keeps them (diagnosing a server); warnings and errors always show."""
-    if os.environ.get(LOG_SSH_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
-        return
     logger = logging.getLogger("paramiko")
-    if logger.getEffectiveLevel() < logging.WARNING:
+    if os.environ.get(LOG_SSH_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        logger.setLevel(logging.NOTSET)  # as the task's logging says (a process may run several tasks)
+    elif logger.getEffectiveLevel() < logging.WARNING:
         logger.setLevel(logging.WARNING)
 
 
