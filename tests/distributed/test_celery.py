@@ -106,8 +106,9 @@ def test_a_celery_worker_lost_mid_transfer_is_retried_elsewhere_and_the_run_comp
 ) -> None:
     home = tmp_path / "cluster"
     (home / "dags").mkdir(parents=True)
-    for dag_file in (f"{DISTRIBUTE}.py", f"{SCAN}.py"):  # only these two: the daily purge is not under test
-        shutil.copy(DAGS / dag_file, home / "dags" / dag_file)
+    for dag_file in DAGS.glob("*.py"):  # all but the daily purge, which is not under test here
+        if dag_file.name != "purge_expired_deliveries.py":
+            shutil.copy(dag_file, home / "dags" / dag_file.name)
     run_root, staging = tmp_path / "runs", tmp_path / "staging"
     run_root.mkdir()
     ftp_root = sshd.base_dir / "ftp"
@@ -251,6 +252,10 @@ def test_a_celery_worker_lost_mid_transfer_is_retried_elsewhere_and_the_run_comp
             )
             (report_log,) = cluster.task_logs(DISTRIBUTE, DAG_RUN, "record_and_report").values()
             outcome = report_log[report_log.index("Outcome per group:") :]
+            assert (
+                f"ledger: {len(expected)} files, {sum(q.stat().st_size for q in expected.values()):,} bytes"
+                in (report_log)
+            )
             assert (
                 report_log.rfind(f"run {RUN_ID}: snapshot at", 0, report_log.index("Outcome per group:")) >= 0
             )
