@@ -23,11 +23,15 @@ demultiplexed output, absolute or relative to the run folder, when it is not whe
    files in this DAG run, naming what failed: registration, the snapshot, the plan, or the groups.
    A run with no external share is green with nothing to do.
 
-SFTP target: the Airflow Connection `seqshare_sftp` (see `seqshare.airflow_connection`).
+SFTP target: the Airflow Connection `seqshare_sftp` (see `seqshare.airflow_connection`). With the
+CeleryExecutor, `SEQSHARE_TRANSFER_QUEUE` puts the `deliver` tasks on their own Celery queue (workers close
+to the storage run `airflow celery worker --queues <it>`); unset, they go to Airflow's default queue.
+Paramiko's per-connection lines stay out of the `deliver` logs unless `SEQSHARE_LOG_SSH=1`.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +41,17 @@ from airflow.sdk.exceptions import AirflowFailException
 from seqshare.config import parallel_connections
 
 SFTP_POOL = "sftp_sessions"
+TRANSFER_QUEUE_ENV = "SEQSHARE_TRANSFER_QUEUE"
+
+
+def transfer_queue() -> dict[str, str]:
+    """`queue=` for the transfer tasks when `SEQSHARE_TRANSFER_QUEUE` names one, else nothing.
+
+    Unset by default: a Celery worker listening only on Airflow's default queue must still run deliveries
+    (a task on a queue nobody listens to stays queued forever, silently). The LocalExecutor ignores queues.
+    """
+    queue = os.environ.get(TRANSFER_QUEUE_ENV, "").strip()
+    return {"queue": queue} if queue else {}
 
 
 def _fail_without_retry(exc: Exception) -> AirflowFailException:
@@ -120,6 +135,7 @@ def distribute_run() -> None:
         pool_slots=parallel_connections(),  # one slot per SFTP connection the delivery opens
         retries=4,
         execution_timeout=timedelta(hours=12),
+        **transfer_queue(),  # type: ignore[arg-type]
     )
     def deliver(assignment: dict[str, Any]) -> dict[str, Any]:
         from dataclasses import asdict
@@ -128,11 +144,17 @@ def distribute_run() -> None:
         from seqshare.tasks import distribute as tasks
         from seqshare.transfer import SftpRemote, is_retryable
 
-        get_current_context()["group"] = assignment["group"]  # names this mapped instance in the UI
+        context = get_current_context()
+        context["group"] = assignment["group"]  # names this mapped instance in the UI
+        ti = context["ti"]
         config = sftp_config_from_connection()
         try:
             report = tasks.deliver(
-                assignment["run_id"], assignment["group"], connect=lambda: SftpRemote.connect(config)
+                assignment["run_id"],
+                assignment["group"],
+                connect=lambda: SftpRemote.connect(config),
+                task_instance=tasks.task_instance_holder(ti.dag_id, ti.run_id, ti.task_id, ti.map_index),
+                try_number=ti.try_number,
             )
         except Exception as exc:  # a dropped connection or a busy delivery: Airflow retries with backoff
             if not is_retryable(exc):

@@ -141,6 +141,8 @@ def deliver_group(
     delivered_at: datetime,
     parallel: int = 2,
     log: Callable[[str], None] = print,
+    holder: str | None = None,
+    takes_over: str | None = None,
 ) -> GroupReport:
     """Send the group's files, record each in the ledger, then write manifests and the README.
 
@@ -149,11 +151,14 @@ def deliver_group(
     directory is compared with the plan's only once the lease is held, reading the group's row with a
     shared lock: a LIMS import that moves the directory locks that row and refuses while a lease exists,
     so either the import sees this lease, or this delivery waits for the import and sees the new directory.
+    `holder` prefixes the lease's holder (who is delivering, for ops); `takes_over`: see acquire_lease.
     """
     started = time.monotonic()
     gp = plan.group(group)
-    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    leases.acquire_lease(sessions, run_id=plan.run_id, group=group, holder=holder, now=datetime.now(UTC))
+    holder = f"{holder or ''}{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    leases.acquire_lease(
+        sessions, run_id=plan.run_id, group=group, holder=holder, now=datetime.now(UTC), takes_over=takes_over
+    )
     try:
         with sessions.begin() as s:
             current_dir = lookup.group(s, group, lock=True).ftp_dir

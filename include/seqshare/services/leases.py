@@ -26,12 +26,20 @@ class DeliveryBusy(SeqshareError):
 
 
 def acquire_lease(
-    sessions: sessionmaker[Session], *, run_id: str, group: str, holder: str, now: datetime
+    sessions: sessionmaker[Session],
+    *,
+    run_id: str,
+    group: str,
+    holder: str,
+    now: datetime,
+    takes_over: str | None = None,
 ) -> None:
     """Take the (run, group) lease in its own transaction, or raise DeliveryBusy.
 
     A lease older than LEASE_STALE_AFTER belongs to a delivery that died without releasing it; it is
-    taken over with a compare-and-swap, so two takers cannot both win.
+    taken over with a compare-and-swap, so two takers cannot both win. So is a lease whose holder starts
+    with `takes_over`: an earlier try of the same Airflow task instance, which Airflow only retries once
+    that try is over (a worker lost with it: its heartbeat stopped, the task was failed).
     """
     with sessions.begin() as s:
         run_pk, group_pk = lookup.run(s, run_id).id, lookup.group(s, group).id
@@ -45,7 +53,8 @@ def acquire_lease(
         current = s.get(DeliveryLease, (run_pk, group_pk))
         if current is None:
             raise DeliveryBusy(f"run {run_id} to {group}: the lease changed hands; try again")
-        if current.acquired_at > now - LEASE_STALE_AFTER:
+        superseded = takes_over is not None and current.holder.startswith(takes_over)
+        if current.acquired_at > now - LEASE_STALE_AFTER and not superseded:
             raise DeliveryBusy(
                 f"run {run_id} is being delivered to {group} by {current.holder} since "
                 f"{current.acquired_at:%Y-%m-%d %H:%M:%S} UTC; this delivery waits its turn"

@@ -6,6 +6,9 @@ between calls, so any task can be retried or cleared on its own.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,11 +87,47 @@ def group_assignments(plan: DeliveryPlan) -> list[dict[str, Any]]:
     ]
 
 
+LOG_SSH_ENV = "SEQSHARE_LOG_SSH"
+
+
+def quiet_ssh_logs() -> None:
+    """Keep paramiko's per-connection INFO lines ("Connected (version 2.0 ...)", "Authentication ...
+    successful!") out of task logs: a delivery opens several connections, ops read what was delivered.
+    `SEQSHARE_LOG_SSH=1` keeps them (diagnosing a server); warnings and errors always show."""
+    logger = logging.getLogger("paramiko")
+    if os.environ.get(LOG_SSH_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        logger.setLevel(logging.NOTSET)  # as the task's logging says (a process may run several tasks)
+    elif logger.getEffectiveLevel() < logging.WARNING:
+        logger.setLevel(logging.WARNING)
+
+
+def task_instance_holder(dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
+    """The lease holder's prefix naming one Airflow task instance, whatever its try (fits the 200
+    characters of the lease's holder with room for the try and the process)."""
+    name = f"{dag_id}/{run_id}/{task_id}[{map_index}]"
+    if len(name) > 120:
+        name = f"{name[:100]}~{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+    return f"{name} try "
+
+
 def deliver(
-    run_id: str, group: str, connect: Callable[[], Remote], log: Callable[[str], None] = print
+    run_id: str,
+    group: str,
+    connect: Callable[[], Remote],
+    log: Callable[[str], None] = print,
+    *,
+    task_instance: str | None = None,
+    try_number: int = 1,
 ) -> GroupReport:
-    """Deliver one group's files of the run, per the frozen plan."""
+    """Deliver one group's files of the run, per the frozen plan.
+
+    `task_instance` (from `task_instance_holder`) names the Airflow task instance delivering: a lease
+    left by an earlier try of it (its worker was lost mid-transfer) is taken over by this try, so a
+    retry on another worker resumes at once instead of waiting for the lease to go stale.
+    """
+    quiet_ssh_logs()
     parallel = parallel_connections()
+    holder = f"{task_instance}{try_number} on " if task_instance else None
     with app_sessions() as sessions:
         with sessions.begin() as s:
             plan = runs.stored_plan(s, run_id)
@@ -102,6 +141,8 @@ def deliver(
             delivered_at=datetime.now(UTC),
             parallel=parallel,
             log=log,
+            holder=holder,
+            takes_over=task_instance,
         )
 
 
@@ -114,6 +155,26 @@ def undelivered_groups(plan: DeliveryPlan, reports: list[dict[str, Any]]) -> lis
         if r["run_id"] == plan.run_id and r["sent"] + r["skipped"] == r["files"]
     }
     return sorted(g.group for g in plan.groups if (g.group, len(g.files)) not in complete)
+
+
+def outcome_per_group(plan: DeliveryPlan, reports: list[dict[str, Any]], failed: list[str]) -> str:
+    """The end of the report's log: each group of the frozen plan, delivered (sent, already there) or
+    not, after the plan that said what each was to get."""
+    if not plan.groups:
+        return "Outcome per group: no external group receives this run; nothing to deliver."
+    by_group = {r["group"]: r for r in reports if r["run_id"] == plan.run_id}
+    lines = ["Outcome per group:"]
+    for g in sorted(plan.groups, key=lambda g: g.group):
+        r = by_group.get(g.group)
+        if g.group in failed:
+            got = f"{r['sent'] + r['skipped']} of {len(g.files)} files reported" if r else "no report"
+            lines.append(f"  {g.group}: NOT DELIVERED ({got}); see its deliver task")
+        else:
+            lines.append(
+                f"  {g.group}: delivered, {len(g.files)} files ({r['sent']} sent, {r['skipped']} already "
+                f"there, {r.get('bytes_sent', 0):,} bytes sent) in {r.get('destination', g.ftp_dir)}/"
+            )
+    return "\n".join(lines)
 
 
 def report(
@@ -142,6 +203,7 @@ def report(
     if not planned:
         raise RunNotDelivered("the deliveries were not planned: see plan_deliveries's log")
     failed = undelivered_groups(plan, reports)
+    log(outcome_per_group(plan, reports, failed))  # last: what ops read first at the log's end
     if failed:  # ops must see which group's task to clear
         raise RunNotDelivered(f"delivery failed for {', '.join(failed)}; see their deliver tasks")
     return {
