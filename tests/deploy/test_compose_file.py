@@ -243,20 +243,9 @@ SEQSHARE_SETTINGS = sorted(
         if key.startswith("SEQSHARE_")
     }
 )
-PENDING_MERGE = {
-    "SEQSHARE_TRANSFER_QUEUE": "read by dags/distribute_run.py on branch h-celery: drop this once merged"
-}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=PENDING_MERGE[n]))
-        if n in PENDING_MERGE
-        else n
-        for n in SEQSHARE_SETTINGS
-    ],
-)
+@pytest.mark.parametrize("name", SEQSHARE_SETTINGS)
 def test_every_seqshare_setting_in_the_compose_file_is_read_by_the_code(name: str) -> None:
     assert compose.code_reads(name), f"{name} is set in docker-compose.yaml but no code reads it"
 
