@@ -13,7 +13,8 @@ import logging
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from seqshare.tasks import distribute as tasks
+from seqshare import tasks
+from seqshare.tasks import distribute
 from tests.airflow_env import DAGS
 from tests.runs import EXPECTED, FTP_DIRS, POOLS, RUN_ID, build_run, load_scenario
 
@@ -79,8 +80,8 @@ def test_the_outcome_per_group_names_each_group_delivered_or_not(app_sessions, t
     built = build_run(tmp_path / "runs", POOLS)
     with app_sessions.begin() as s:
         load_scenario(s)
-    run = tasks.register(str(built.path))
-    plan = tasks.freeze(str(built.path), None, actor="test", expected_output=run["output_dir"])
+    run = distribute.register(str(built.path))
+    plan = distribute.freeze(str(built.path), None, actor="test", expected_output=run["output_dir"])
     reports = [
         {"run_id": RUN_ID, "group": g.group, "files": len(g.files), "sent": 1, "skipped": len(g.files) - 1}
         for g in plan.groups
@@ -88,8 +89,8 @@ def test_the_outcome_per_group_names_each_group_delivered_or_not(app_sessions, t
     ]
     lines: list[str] = []
 
-    with pytest.raises(tasks.RunNotDelivered, match="delivery failed for Special"):
-        tasks.report(RUN_ID, frozen=True, planned=True, reports=reports, log=lines.append)
+    with pytest.raises(distribute.RunNotDelivered, match="delivery failed for Special"):
+        distribute.report(RUN_ID, frozen=True, planned=True, reports=reports, log=lines.append)
 
     assert lines[0].startswith(f"run {RUN_ID}: snapshot at")
     outcome = lines[-1].splitlines()

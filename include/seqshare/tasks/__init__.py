@@ -7,6 +7,8 @@ state between calls, so any task can be retried or cleared on its own.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -25,3 +27,17 @@ def app_sessions() -> Iterator[sessionmaker[Session]]:
         yield make_sessions(engine)
     finally:
         engine.dispose()
+
+
+LOG_SSH_ENV = "SEQSHARE_LOG_SSH"
+
+
+def quiet_ssh_logs() -> None:
+    """Keep paramiko's per-connection INFO lines ("Connected (version 2.0 ...)", "Authentication ...
+    successful!") out of task logs: a delivery opens several connections, ops read what was delivered.
+    `SEQSHARE_LOG_SSH=1` keeps them (diagnosing a server); warnings and errors always show."""
+    logger = logging.getLogger("paramiko")
+    if os.environ.get(LOG_SSH_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        logger.setLevel(logging.NOTSET)  # as the task's logging says (a process may run several tasks)
+    elif logger.getEffectiveLevel() < logging.WARNING:
+        logger.setLevel(logging.WARNING)

@@ -7,8 +7,6 @@ between calls, so any task can be retried or cleared on its own.
 from __future__ import annotations
 
 import hashlib
-import logging
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +19,7 @@ from seqshare.instants import parse_instant
 from seqshare.runfolder import RunFolder, read_run_folder
 from seqshare.services import ledger, runs
 from seqshare.services.delivery import GroupReport, deliver_group
-from seqshare.tasks import app_sessions
+from seqshare.tasks import app_sessions, quiet_ssh_logs
 from seqshare.transfer import Remote
 
 
@@ -85,20 +83,6 @@ def group_assignments(plan: DeliveryPlan) -> list[dict[str, Any]]:
         {"run_id": plan.run_id, "group": g.group, "files": len(g.files), "bytes": g.bytes}
         for g in plan.groups
     ]
-
-
-LOG_SSH_ENV = "SEQSHARE_LOG_SSH"
-
-
-def quiet_ssh_logs() -> None:
-    """Keep paramiko's per-connection INFO lines ("Connected (version 2.0 ...)", "Authentication ...
-    successful!") out of task logs: a delivery opens several connections, ops read what was delivered.
-    `SEQSHARE_LOG_SSH=1` keeps them (diagnosing a server); warnings and errors always show."""
-    logger = logging.getLogger("paramiko")
-    if os.environ.get(LOG_SSH_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
-        logger.setLevel(logging.NOTSET)  # as the task's logging says (a process may run several tasks)
-    elif logger.getEffectiveLevel() < logging.WARNING:
-        logger.setLevel(logging.WARNING)
 
 
 def task_instance_holder(dag_id: str, run_id: str, task_id: str, map_index: int) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from seqshare.purge.group import purge_group
 from seqshare.services import ledger as delivered
 from seqshare.services import purge as ledger
-from seqshare.tasks import app_sessions
+from seqshare.tasks import app_sessions, quiet_ssh_logs
 from seqshare.transfer import Guard, Remote
 
 
@@ -33,6 +33,7 @@ def purge(
 ) -> dict[str, Any]:
     """Purge one group's expired files from `ftp_dir` now (or list them, in a dry run); returns the
     summary. The other directories to purge (any group's) nested in this one are left to their own purge."""
+    quiet_ssh_logs()
     now = datetime.now(UTC)
     with app_sessions() as sessions:
         with sessions.begin() as s:
