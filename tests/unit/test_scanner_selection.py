@@ -264,27 +264,57 @@ def test_the_log_lists_every_waiting_and_unreadable_folder_with_counts_and_the_l
 
 def test_a_run_processed_before_whose_dag_run_is_gone_is_not_triggered_again_and_the_log_says_how_to():
     """`airflow db clean` (or a deleted DAG run) must not make the scan send a purged run's files again."""
-    answers = {f"/runs/{n}": FoundRun(f"/runs/{n}", n) for n in ("OLD", "NEW")}
+    answers = {
+        "/runs/OLD": FoundRun("/runs/OLD", "OLD"),
+        "/runs/NEW": FoundRun("/runs/NEW", "NEW"),
+        "/runs/OLD_renamed": FoundRun("/runs/OLD_renamed", "OLD2"),
+    }
+    frozen = {"OLD": "2026-03-01 10:00 UTC", "OLD2": "2026-03-02 10:00 UTC"}
     asked: list[set[str]] = []
 
     def processed(run_ids) -> dict[str, str]:
         asked.append(set(run_ids))
-        return {"OLD": "2026-03-01 10:00 UTC"} if "OLD" in run_ids else {}
+        return {run_id: frozen[run_id] for run_id in run_ids if run_id in frozen}
 
+    folders = FakeFolders(answers)
     result = select(
         Listing(tuple(sorted(answers)), ()),
         triggered=FakeAirflow(set()).triggered,
-        judge=FakeFolders(answers),
+        judge=folders,
         batch=10,
         processed=processed,
     )
     text = [line for _, line in describe(result)]
 
     assert [run.run_id for run in result.new] == ["NEW"]
-    assert [(run.run_id, when) for run, when in result.processed] == [("OLD", "2026-03-01 10:00 UTC")]
-    assert asked == [{"OLD", "NEW"}]  # asked once, for the new runs only
-    assert text[0].startswith("2 run folders: 0 already triggered, 1 new, 1 processed before,")
+    assert sorted((run.run_id, when) for run, when in result.processed) == sorted(frozen.items())
+    assert sorted(folders.read) == ["/runs/NEW", "/runs/OLD_renamed"]  # OLD known by its name, not read
+    assert asked == [{"OLD", "NEW", "OLD_renamed"}, {"NEW", "OLD2"}]
+    assert text[0].startswith("3 run folders: 0 already triggered, 1 new, 2 processed before,")
     assert '  run__OLD: snapshot frozen 2026-03-01 10:00 UTC; conf {"run_folder": "/runs/OLD"}' in text
+    assert (
+        '  run__OLD2: snapshot frozen 2026-03-02 10:00 UTC; conf {"run_folder": "/runs/OLD_renamed"}' in text
+    )
+
+
+def test_a_cleaned_history_of_5000_runs_costs_one_question_and_a_short_log():
+    names = [f"R{n:04}" for n in range(5000)]
+    asked: list[int] = []
+
+    def processed(run_ids) -> dict[str, str]:
+        asked.append(len(run_ids))
+        return {run_id: "2026-01-01 00:00 UTC" for run_id in run_ids}
+
+    folders = FakeFolders({})
+    result = select(
+        listing(*names), triggered=FakeAirflow(set()).triggered, judge=folders, batch=10, processed=processed
+    )
+    lines = describe(result)
+
+    assert folders.read == [] and asked == [5000] and result.new == ()
+    assert len(result.processed) == 5000 and result.judged == 0
+    assert len(lines) == 1 + 1 + 5  # the counts, the heading, the first five
+    assert lines[1][1].endswith("(the first 5 of them):")
 
 
 def test_no_new_run_asks_the_database_nothing():

@@ -12,6 +12,7 @@ from seqshare.scanner.naming import dag_run_id_for
 from seqshare.scanner.selection import Scan
 
 log = logging.getLogger("seqshare.scanner")
+SHOWN_PROCESSED = 5  # a cleaned history of thousands of runs is a count, not thousands of lines a scan
 
 
 def describe(scan: Scan) -> list[tuple[int, str]]:
@@ -43,7 +44,12 @@ def describe(scan: Scan) -> list[tuple[int, str]]:
                 logging.WARNING,
                 f"processed before but without a distribute_run DAG run now ({len(scan.processed):,}; "
                 "deleted, or removed by `airflow db clean`): not triggered again, its files may have been "
-                "purged; to deliver one again, trigger distribute_run with the run id and conf shown:",
+                "purged; to deliver one again, trigger distribute_run with the run id and conf shown"
+                + (
+                    f" (the first {SHOWN_PROCESSED} of them):"
+                    if len(scan.processed) > SHOWN_PROCESSED
+                    else ":"
+                ),
             )
         )
         lines += [
@@ -52,7 +58,7 @@ def describe(scan: Scan) -> list[tuple[int, str]]:
                 f"  {dag_run_id_for(r.run_id)}: snapshot frozen {when}; "
                 f'conf {{"run_folder": "{r.run_folder}"}}',
             )
-            for r, when in scan.processed
+            for r, when in scan.processed[:SHOWN_PROCESSED]
         ]
     if scan.waiting:
         lines.append((logging.INFO, f"waiting ({len(scan.waiting):,}):"))

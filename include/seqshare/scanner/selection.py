@@ -79,6 +79,12 @@ def select(
     known = triggered(set(by_name.values()))
     unknown = [folder for folder in listing.folders if by_name[folder] not in known]
     already = len(listing.folders) - len(unknown)
+    # Runs seqshare processed whose DAG run was cleaned away: known by their folder's name too (step 3
+    # before step 2), so a whole cleaned history costs one query per scan, not a read of every folder.
+    names = {os.path.basename(folder): folder for folder in unknown}
+    frozen_by_name = processed(set(names)) if names else {}
+    before = [(FoundRun(names[name], name), when) for name, when in sorted(frozen_by_name.items())]
+    unknown = [folder for folder in unknown if os.path.basename(folder) not in frozen_by_name]
 
     waiting: list[Waiting] = []
     unreadable: list[Unreadable] = list(listing.unlistable)
@@ -98,21 +104,21 @@ def select(
     renamed = (ids & known) | triggered(ids - asked - known)
     new = [run for run in runs if dag_run_id_for(run.run_id) not in renamed]
     already += len(runs) - len(new)
-    frozen = processed({run.run_id for run in new}) if new else {}
-    before = tuple((run, frozen[run.run_id]) for run in new if run.run_id in frozen)
+    frozen = processed({run.run_id for run in new}) if new else {}  # renamed folders of cleaned runs
+    before += [(run, frozen[run.run_id]) for run in new if run.run_id in frozen]
     new = [run for run in new if run.run_id not in frozen]
     return Scan(
         listed=len(listing.folders),
         already=already,
         new=tuple(new[:batch]),
         deferred=tuple(new[batch:]),
-        processed=before,
+        processed=tuple(before),
         waiting=tuple(waiting),
         unreadable=tuple(unreadable),
         duplicates=duplicates,
         batch=batch,
         batch_source=batch_source,
-        judged=len(unknown),
+        judged=len(unknown),  # the folders read
     )
 
 
