@@ -176,8 +176,17 @@ def test_ranges_resume_a_file_and_if_match_refuses_a_changed_one(
     assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == etag
 
     path = run_files[f"SLX-1/{R1}"]
-    path.write_bytes(data.upper())  # rewritten in place, same size
-    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    before = path.stat()
+    with path.open("r+b") as out:  # rewritten in place, same size, its mtime put back (`cp -p`, rsync -t)
+        out.write(data.upper())
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    assert after.st_ctime_ns != before.st_ctime_ns  # what no user can set back: the inode's change time
     changed = get(client, URL, secret, range="bytes=1000-", if_match=etag)
     assert changed.status_code == 412
     assert changed.json()["detail"].startswith("file changed on the server: ")

@@ -8,9 +8,9 @@ following a last link, and the opened descriptor must be that very file. Visibil
 every call (`services.access`); a hidden pool, a missing one, a missing run and a file that is not the
 pool's all raise the same NotFound.
 
-A file version is its `(inode, size, mtime_ns)`; its md5 is computed once per version from the open file
-(or taken from the delivery ledger when the file is provably unchanged since it was delivered), stored in
-`file_checksum`, and reused. No database transaction is held while a file is read.
+A file version is its `(device, inode, size, mtime_ns, ctime_ns)`; its md5 is computed once per version from
+the open file (or taken from the delivery ledger when the file is provably unchanged since it was delivered),
+stored in `file_checksum`, and reused. No database transaction is held while a file is read.
 """
 
 from __future__ import annotations
@@ -88,7 +88,11 @@ class Version:
 
     @property
     def tag(self) -> str:
-        return f"{self.inode:x}-{self.size:x}-{self.mtime_ns:x}"
+        """`<dev>-<inode>-<size>-<mtime_ns>-<ctime_ns>` in hex, at most 78 characters on Linux (the column
+        holds 80). The ctime is what no user can set back: a file rewritten in place with its size and mtime
+        restored (`cp -p`, `rsync --inplace -t`) is a new version all the same, so a stored md5 or an ETag
+        of the old bytes never matches it (rows stored under the older 3-part tag simply stop matching)."""
+        return f"{self.dev:x}-{self.inode:x}-{self.size:x}-{self.mtime_ns:x}-{self.ctime_ns:x}"
 
 
 def no_such_file(run_id: str, pool: str, name: str) -> NotFound:
