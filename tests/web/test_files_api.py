@@ -388,3 +388,15 @@ def test_a_plan_frozen_from_a_real_run_folder_serves_each_pools_fastqs_and_nothi
             assert listing(client, secret, "SLX-3").status_code == 404  # Member Project: not shared with it
     finally:
         app.state.database.dispose()
+
+
+def test_a_file_changing_while_its_md5_is_computed_answers_409_and_leaves_no_lock_behind(
+    client: TestClient, world: Tokens, run_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def changing(handle: files.OpenFile) -> str:
+        raise files.FileChanged(f"file changed on the server: {handle.path.name} was modified while read")
+
+    monkeypatch.setattr(files, "compute_md5", changing)
+    answer = get(client, URL, world.by_user["other"])
+    assert answer.status_code == 409 and answer.json()["detail"].startswith("file changed on the server: ")
+    assert files._hashing == {}  # one lock per version being hashed, gone once it is not

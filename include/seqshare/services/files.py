@@ -330,33 +330,43 @@ def checksum(
         return md5
     with _hashing_lock:
         lock = _hashing.setdefault(key, threading.Lock())
-    with lock:
+    try:
+        with lock:
+            return _stored_or_computed(sessions, f, handle, now=now)
+    finally:  # also when the file changed while read: no lock is left behind per version
+        with _hashing_lock:
+            if _hashing.get(key) is lock:  # not a newer caller's lock for the same version
+                del _hashing[key]
+
+
+def _stored_or_computed(
+    sessions: sessionmaker[Session], f: RunFile, handle: OpenFile, *, now: datetime
+) -> str:
+    """The md5 another caller stored meanwhile, else the ledger's or the open file's, stored now."""
+    with sessions.begin() as s:
+        md5 = _stored(s, f, handle.version)
+        ledger_md5 = None if md5 else _from_ledger(s, f, handle.version)
+    if md5 is not None:
+        return md5
+    source = "ledger" if ledger_md5 else "server"
+    md5 = ledger_md5 or compute_md5(handle)
+    try:
         with sessions.begin() as s:
-            md5 = _stored(s, f, handle.version)
-            ledger_md5 = None if md5 else _from_ledger(s, f, handle.version)
-        if md5 is not None:
-            return md5
-        source = "ledger" if ledger_md5 else "server"
-        md5 = ledger_md5 or compute_md5(handle)
-        try:
-            with sessions.begin() as s:
-                s.add(
-                    FileChecksum(
-                        run_id=f.run_key,
-                        pool_id=f.pool_id,
-                        path=f.source,
-                        version=handle.version.tag,
-                        size=handle.version.size,
-                        md5=md5,
-                        source=source,
-                        computed_at=now,
-                    )
+            s.add(
+                FileChecksum(
+                    run_id=f.run_key,
+                    pool_id=f.pool_id,
+                    path=f.source,
+                    version=handle.version.tag,
+                    size=handle.version.size,
+                    md5=md5,
+                    source=source,
+                    computed_at=now,
                 )
-        except IntegrityError:  # another server process stored it first: theirs stands
-            with sessions.begin() as s:
-                md5 = _stored(s, f, handle.version) or md5
-    with _hashing_lock:
-        _hashing.pop(key, None)
+            )
+    except IntegrityError:  # another server process stored it first: theirs stands
+        with sessions.begin() as s:
+            md5 = _stored(s, f, handle.version) or md5
     return md5
 
 
