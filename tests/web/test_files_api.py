@@ -400,3 +400,24 @@ def test_a_file_changing_while_its_md5_is_computed_answers_409_and_leaves_no_loc
     answer = get(client, URL, world.by_user["other"])
     assert answer.status_code == 409 and answer.json()["detail"].startswith("file changed on the server: ")
     assert files._hashing == {}  # one lock per version being hashed, gone once it is not
+
+
+def test_if_range_resumes_the_same_version_and_sends_the_whole_file_otherwise(
+    client: TestClient, world: Tokens, run_files: dict[str, Path]
+) -> None:
+    """RFC 9110 13.1.5, as a browser resumes: the range only if the ETag still matches (strongly)."""
+    secret, data = world.by_user["member"], file_bytes("SLX-1", R1)
+    etag = get(client, URL, secret).headers["etag"]
+    same = get(client, URL, secret, range="bytes=1000-", if_range=etag)
+    assert same.status_code == 206 and same.content == data[1000:]
+    for validator in ('"another"', f"W/{etag}", "Mon, 30 Nov 2026 10:00:00 GMT"):  # weak, a date: no match
+        whole = get(client, URL, secret, range="bytes=1000-", if_range=validator)
+        assert (whole.status_code, whole.content) == (200, data), validator
+        assert "content-range" not in whole.headers and whole.headers["etag"] == etag
+    assert get(client, URL, secret, range="bytes=3000-", if_range='"another"').status_code == 200
+    path = run_files[f"SLX-1/{R1}"]
+    with path.open("ab") as out:
+        out.write(b"appended")
+    changed = get(client, URL, secret, range="bytes=1000-", if_range=etag)
+    assert (changed.status_code, changed.content) == (200, data + b"appended")  # never a mix of two versions
+    assert changed.headers["x-seqshare-md5"] == hashlib.md5(data + b"appended").hexdigest()

@@ -111,6 +111,15 @@ def _matches(if_match: str, etag: str) -> bool:
     return any(tag.strip() in ("*", etag) for tag in if_match.split(","))
 
 
+def _range_asked(range_: str | None, if_range: str | None, etag: str) -> str | None:
+    """The Range header to honour: none when `If-Range` names another version (RFC 9110 13.1.5), so a
+    client resuming a version that changed gets the whole new file, never a mix. A date never matches (no
+    Last-Modified is sent), nor a weak tag (If-Range compares strongly)."""
+    if range_ is not None and if_range is not None and if_range.strip() != etag:
+        return None
+    return range_
+
+
 class FileStream(Response):
     """An open run file's bytes [start, end), sent from its descriptor; see the module's docstring."""
 
@@ -183,7 +192,10 @@ FileName = Annotated[str, Path(max_length=255, description="The file's name, as 
     summary="A file of a pool on a run (ranges, ETag, md5)",
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The whole file."},
-        206: {"content": {"application/octet-stream": {}}, "description": "`Range: bytes=N-`: from N on."},
+        206: {
+            "content": {"application/octet-stream": {}},
+            "description": "`Range: bytes=N-`: from N on (with `If-Range`, only if it names this version).",
+        },
         409: {"model": ErrorOut, "description": "The file changed while its md5 was computed; retry."},
         412: {"model": ErrorOut, "description": "`If-Match` names another version: the file changed."},
         416: {"model": ErrorOut, "description": "The range starts past the end of the file."},
@@ -198,6 +210,7 @@ def get_file(
     name: FileName,
     range_: Annotated[str | None, Header(alias="range", max_length=200)] = None,
     if_match: Annotated[str | None, Header(max_length=400)] = None,
+    if_range: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     """The file's bytes, after checking that the caller may see the pool now and that the file is the
     pool's own. Headers: `ETag` (the version), `X-Seqshare-MD5` (of the whole file), `Accept-Ranges`."""
@@ -235,7 +248,7 @@ def get_file(
             handle.close()
             return _error(412, f"file changed on the server: {f.path} is not the version asked for any more")
         try:
-            span = byte_range(range_, size)
+            span = byte_range(_range_asked(range_, if_range, etag), size)
         except ValueError:
             record(416, f)
             handle.close()
