@@ -44,11 +44,13 @@ def root(tmp_path: Path) -> Path:
     return folder
 
 
-def test_a_planned_file_opens_and_its_version_names_inode_size_and_mtime(root: Path) -> None:
+def test_a_planned_file_opens_and_its_version_names_device_inode_size_mtime_and_ctime(root: Path) -> None:
     f = run_file(root, "BCLConvert/SLX-1/a.fastq.gz")
     with files.opened(f) as handle:
         st = os.stat(root / f.source)
-        assert handle.version.tag == f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
+        assert handle.version.tag == "-".join(
+            f"{n:x}" for n in (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        )
         assert handle.read(4990) == b"A" * 10
         assert handle.changed() is None
         assert files.compute_md5(handle) == hashlib.md5(b"A" * 5000).hexdigest()

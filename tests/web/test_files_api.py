@@ -7,10 +7,15 @@ import hashlib
 import json
 import os
 import subprocess
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
@@ -19,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from seqshare.db import models as files_model
 from seqshare.db.models import Delivery, FileChecksum
 from seqshare.services import files, sharing
+from seqshare.web import files as web_files
 from tests.e2e.test_cli import SEQSHARE
 from tests.web.conftest import Clock, bearer, database_url
 from tests.web.world import (
@@ -176,8 +182,17 @@ def test_ranges_resume_a_file_and_if_match_refuses_a_changed_one(
     assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == etag
 
     path = run_files[f"SLX-1/{R1}"]
-    path.write_bytes(data.upper())  # rewritten in place, same size
-    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    before = path.stat()
+    with path.open("r+b") as out:  # rewritten in place, same size, its mtime put back (`cp -p`, rsync -t)
+        out.write(data.upper())
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    assert after.st_ctime_ns != before.st_ctime_ns  # what no user can set back: the inode's change time
     changed = get(client, URL, secret, range="bytes=1000-", if_match=etag)
     assert changed.status_code == 412
     assert changed.json()["detail"].startswith("file changed on the server: ")
@@ -379,3 +394,115 @@ def test_a_plan_frozen_from_a_real_run_folder_serves_each_pools_fastqs_and_nothi
             assert listing(client, secret, "SLX-3").status_code == 404  # Member Project: not shared with it
     finally:
         app.state.database.dispose()
+
+
+def test_a_file_changing_while_its_md5_is_computed_answers_409_and_leaves_no_lock_behind(
+    client: TestClient, world: Tokens, run_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def changing(handle: files.OpenFile) -> str:
+        raise files.FileChanged(f"file changed on the server: {handle.path.name} was modified while read")
+
+    monkeypatch.setattr(files, "compute_md5", changing)
+    answer = get(client, URL, world.by_user["other"])
+    assert answer.status_code == 409 and answer.json()["detail"].startswith("file changed on the server: ")
+    assert files._hashing == {}  # one lock per version being hashed, gone once it is not
+
+
+def test_if_range_resumes_the_same_version_and_sends_the_whole_file_otherwise(
+    client: TestClient, world: Tokens, run_files: dict[str, Path]
+) -> None:
+    """RFC 9110 13.1.5, as a browser resumes: the range only if the ETag still matches (strongly)."""
+    secret, data = world.by_user["member"], file_bytes("SLX-1", R1)
+    etag = get(client, URL, secret).headers["etag"]
+    same = get(client, URL, secret, range="bytes=1000-", if_range=etag)
+    assert same.status_code == 206 and same.content == data[1000:]
+    for validator in ('"another"', f"W/{etag}", "Mon, 30 Nov 2026 10:00:00 GMT"):  # weak, a date: no match
+        whole = get(client, URL, secret, range="bytes=1000-", if_range=validator)
+        assert (whole.status_code, whole.content) == (200, data), validator
+        assert "content-range" not in whole.headers and whole.headers["etag"] == etag
+    assert get(client, URL, secret, range="bytes=3000-", if_range='"another"').status_code == 200
+    path = run_files[f"SLX-1/{R1}"]
+    with path.open("ab") as out:
+        out.write(b"appended")
+    changed = get(client, URL, secret, range="bytes=1000-", if_range=etag)
+    assert (changed.status_code, changed.content) == (200, data + b"appended")  # never a mix of two versions
+    assert changed.headers["x-seqshare-md5"] == hashlib.md5(data + b"appended").hexdigest()
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for a state of the server (not for a time: the bound only keeps a broken server from hanging)."""
+    for _ in range(3000):
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"never reached: {what}")
+
+
+def test_md5s_are_computed_two_at_a_time_and_never_hold_the_threads_that_send_files(
+    client: TestClient, world: Tokens, run_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three first requests of three files while the server has only two threads for everything else: two
+    hashes run, the third waits without a thread, and a download of a file already hashed goes through."""
+    secret, data = world.by_user["other"], file_bytes("SLX-1", R1)
+    assert get(client, URL, secret).status_code == 200  # R1 hashed: it streams at once from now on
+    real, guard, release = files.compute_md5, threading.Lock(), threading.Event()
+    hashing = {"now": 0, "most": 0}
+
+    def held(handle: files.OpenFile) -> str:
+        with guard:
+            hashing["now"] += 1
+            hashing["most"] = max(hashing["most"], hashing["now"])
+        try:
+            assert release.wait(60), "never released"
+            return real(handle)
+        finally:
+            with guard:
+                hashing["now"] -= 1
+
+    monkeypatch.setattr(files, "compute_md5", held)
+
+    def shrink_default_threads() -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 2
+
+    client.portal.call(shrink_default_threads)  # type: ignore[union-attr]
+    limiter = client.portal.call(web_files.hashing_limiter)  # type: ignore[union-attr]
+    first = [(p, n) for p, names in RUN_FILES.items() for n in names if n != R1]
+    with ThreadPoolExecutor(len(first)) as pool:
+        answers = [pool.submit(get, client, f"/api/v1/files/{RUN_ID}/{p}/{n}", secret) for p, n in first]
+        _until(
+            lambda: (
+                (limiter.statistics().borrowed_tokens, limiter.statistics().tasks_waiting, hashing["now"])
+                == (2, 1, 2)
+            ),
+            "two md5s computed and one request waiting for its turn",
+        )
+        running = get(client, URL, secret)
+        assert (running.status_code, running.content) == (200, data)
+        head = client.head(f"/api/v1/files/{RUN_ID}/{first[0][0]}/{first[0][1]}", headers=bearer(secret))
+        assert head.status_code == 200 and "x-seqshare-md5" not in head.headers  # HEAD never hashes
+        assert hashing == {"now": 2, "most": 2}
+        release.set()
+        for (p, n), answer in zip(first, answers, strict=True):
+            done = answer.result()
+            assert done.status_code == 200 and done.content == file_bytes(p, n)
+            assert done.headers["x-seqshare-md5"] == hashlib.md5(done.content).hexdigest()
+    assert hashing["most"] == 2
+
+
+def test_a_head_sends_the_md5_only_once_it_is_known(
+    client: TestClient, world: Tokens, run_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = files.compute_md5
+
+    def counted(handle: files.OpenFile) -> str:
+        calls.append(handle.path.name)
+        return real(handle)
+
+    monkeypatch.setattr(files, "compute_md5", counted)
+    secret = world.by_user["other"]
+    before = client.head(URL, headers=bearer(secret))
+    assert before.status_code == 200 and before.headers["content-length"] == "3000"
+    assert "x-seqshare-md5" not in before.headers and calls == []
+    md5 = get(client, URL, secret).headers["x-seqshare-md5"]
+    assert client.head(URL, headers=bearer(secret)).headers["x-seqshare-md5"] == md5 and calls == [R1]

@@ -106,6 +106,7 @@ def test_over_real_http_a_large_file_streams_in_flat_memory_and_a_replaced_one_i
         with pytest.raises(httpx.RemoteProtocolError):  # the body ended short of its Content-Length
             fetch_replacing_it_midway()
         assert received[0] < BIG_SIZE
+        replaced = _wait_for_finished(sessions, count=3)  # the server recorded how the third one ended
 
         second = f"/api/v1/files/{RUN_ID}/SLX-1/{RUN_FILES['SLX-1'][1]}"
         with sessions.begin() as session:
@@ -118,7 +119,9 @@ def test_over_real_http_a_large_file_streams_in_flat_memory_and_a_replaced_one_i
     big = [(r.status, r.bytes_sent, r.completed) for r in records if r.path == BIG]
     assert big[0] == (200, BIG_SIZE, True)
     assert stopped.completed is False and got <= stopped.bytes_sent < BIG_SIZE
-    assert big[2][0] == 200 and big[2][1] < BIG_SIZE and big[2][2] is False
+    assert big[2] == (replaced.status, replaced.bytes_sent, replaced.completed)
+    assert replaced.finished_at is not None and replaced.status == 200
+    assert 4 * 1024 * 1024 <= replaced.bytes_sent < BIG_SIZE and replaced.completed is False
 
 
 def _wait_for_finished(sessions: sessionmaker[Session], count: int) -> FileDownload:

@@ -8,9 +8,9 @@ following a last link, and the opened descriptor must be that very file. Visibil
 every call (`services.access`); a hidden pool, a missing one, a missing run and a file that is not the
 pool's all raise the same NotFound.
 
-A file version is its `(inode, size, mtime_ns)`; its md5 is computed once per version from the open file
-(or taken from the delivery ledger when the file is provably unchanged since it was delivered), stored in
-`file_checksum`, and reused. No database transaction is held while a file is read.
+A file version is its `(device, inode, size, mtime_ns, ctime_ns)`; its md5 is computed once per version from
+the open file (or taken from the delivery ledger when the file is provably unchanged since it was delivered),
+stored in `file_checksum`, and reused. No database transaction is held while a file is read.
 """
 
 from __future__ import annotations
@@ -88,7 +88,11 @@ class Version:
 
     @property
     def tag(self) -> str:
-        return f"{self.inode:x}-{self.size:x}-{self.mtime_ns:x}"
+        """`<dev>-<inode>-<size>-<mtime_ns>-<ctime_ns>` in hex, at most 78 characters on Linux (the column
+        holds 80). The ctime is what no user can set back: a file rewritten in place with its size and mtime
+        restored (`cp -p`, `rsync --inplace -t`) is a new version all the same, so a stored md5 or an ETag
+        of the old bytes never matches it (rows stored under the older 3-part tag simply stop matching)."""
+        return f"{self.dev:x}-{self.inode:x}-{self.size:x}-{self.mtime_ns:x}-{self.ctime_ns:x}"
 
 
 def no_such_file(run_id: str, pool: str, name: str) -> NotFound:
@@ -310,49 +314,60 @@ def _from_ledger(session: Session, f: RunFile, version: Version) -> str | None:
     return None
 
 
-def checksum(
-    sessions: sessionmaker[Session],
-    f: RunFile,
-    handle: OpenFile,
-    *,
-    now: datetime,
-) -> str:
-    """The md5 of the opened version of `f`: stored, else the ledger's, else computed from the open file
-    (one computation per version in this process; another process's is kept if it stored one first)."""
-    key = (f.run_key, f.pool_id, f.source, handle.version.tag)
+def known_checksum(
+    sessions: sessionmaker[Session], f: RunFile, handle: OpenFile, *, now: datetime
+) -> str | None:
+    """The md5 of the opened version of `f` if it is known without reading the file: stored, else a
+    delivery's (stored now). Two queries: what a HEAD, or a request waiting for no hash, may afford."""
     with sessions.begin() as s:
         md5 = _stored(s, f, handle.version)
+        ledger_md5 = None if md5 else _from_ledger(s, f, handle.version)
+    if md5 is not None or ledger_md5 is None:
+        return md5
+    return _store(sessions, f, handle.version, ledger_md5, source="ledger", now=now)
+
+
+def checksum(sessions: sessionmaker[Session], f: RunFile, handle: OpenFile, *, now: datetime) -> str:
+    """The md5 of the opened version of `f`: known (`known_checksum`), else computed from the open file and
+    stored (one computation per version in this process; another process's is kept if stored first)."""
+    md5 = known_checksum(sessions, f, handle, now=now)
     if md5 is not None:
         return md5
+    key = (f.run_key, f.pool_id, f.source, handle.version.tag)
     with _hashing_lock:
         lock = _hashing.setdefault(key, threading.Lock())
-    with lock:
+    try:
+        with lock:  # a caller that waited here finds the md5 its predecessor stored
+            return known_checksum(sessions, f, handle, now=now) or _store(
+                sessions, f, handle.version, compute_md5(handle), source="server", now=now
+            )
+    finally:  # also when the file changed while read: no lock is left behind per version
+        with _hashing_lock:
+            if _hashing.get(key) is lock:  # not a newer caller's lock for the same version
+                del _hashing[key]
+
+
+def _store(
+    sessions: sessionmaker[Session], f: RunFile, version: Version, md5: str, *, source: str, now: datetime
+) -> str:
+    """Keep `md5` for `version`; the md5 that stands (another server process's, if it stored one first)."""
+    try:
         with sessions.begin() as s:
-            md5 = _stored(s, f, handle.version)
-            ledger_md5 = None if md5 else _from_ledger(s, f, handle.version)
-        if md5 is not None:
-            return md5
-        source = "ledger" if ledger_md5 else "server"
-        md5 = ledger_md5 or compute_md5(handle)
-        try:
-            with sessions.begin() as s:
-                s.add(
-                    FileChecksum(
-                        run_id=f.run_key,
-                        pool_id=f.pool_id,
-                        path=f.source,
-                        version=handle.version.tag,
-                        size=handle.version.size,
-                        md5=md5,
-                        source=source,
-                        computed_at=now,
-                    )
+            s.add(
+                FileChecksum(
+                    run_id=f.run_key,
+                    pool_id=f.pool_id,
+                    path=f.source,
+                    version=version.tag,
+                    size=version.size,
+                    md5=md5,
+                    source=source,  # "server" (read here) or "ledger" (a delivery's)
+                    computed_at=now,
                 )
-        except IntegrityError:  # another server process stored it first: theirs stands
-            with sessions.begin() as s:
-                md5 = _stored(s, f, handle.version) or md5
-    with _hashing_lock:
-        _hashing.pop(key, None)
+            )
+    except IntegrityError:  # another server process stored it first: theirs stands
+        with sessions.begin() as s:
+            return _stored(s, f, version) or md5
     return md5
 
 

@@ -11,6 +11,10 @@ re-pointed in between); it cannot notice a file changing while it is sent, canno
 checked, 1 MiB at a time read in a worker thread (uvicorn waits for the socket to drain before taking the
 next chunk, so memory stays flat), checks before sending each chunk that the file is unchanged (fstat of
 the open file and stat of its path: two system calls per MiB) and stops the body short if it changed.
+
+The file route is async so that a request waiting for an md5 holds no thread: the database and stat work
+runs in AnyIO's default threads, the md5 of a version not hashed yet in at most `HASHING_AT_ONCE` threads
+of its own (`hashing_limiter`), so first requests of large files never stall the downloads being sent.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
 import anyio
+from anyio.lowlevel import RunVar
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -111,6 +118,15 @@ def _matches(if_match: str, etag: str) -> bool:
     return any(tag.strip() in ("*", etag) for tag in if_match.split(","))
 
 
+def _range_asked(range_: str | None, if_range: str | None, etag: str) -> str | None:
+    """The Range header to honour: none when `If-Range` names another version (RFC 9110 13.1.5), so a
+    client resuming a version that changed gets the whole new file, never a mix. A date never matches (no
+    Last-Modified is sent), nor a weak tag (If-Range compares strongly)."""
+    if range_ is not None and if_range is not None and if_range.strip() != etag:
+        return None
+    return range_
+
+
 class FileStream(Response):
     """An open run file's bytes [start, end), sent from its descriptor; see the module's docstring."""
 
@@ -175,6 +191,34 @@ class FileStream(Response):
 
 FileName = Annotated[str, Path(max_length=255, description="The file's name, as the listing gives it.")]
 
+HASHING_AT_ONCE = 2
+"""md5s computed at once per server process: each reads a whole file (disk and one core); two keep the disk
+busy on this 2-core class of machine while the rest of the server keeps sending."""
+_hashing: RunVar[anyio.CapacityLimiter] = RunVar("seqshare_hashing")
+
+
+def hashing_limiter() -> anyio.CapacityLimiter:
+    """This event loop's limiter for md5 computations. Not AnyIO's default one (40 threads), which also reads
+    every running download's chunks: first requests of large files would hold all of those threads and stall
+    the downloads. An AnyIO limiter, not a threading.Semaphore, because a request waiting for its turn
+    then waits in the event loop, holding no thread; a semaphore would be waited on in a default thread."""
+    try:
+        return _hashing.get()
+    except LookupError:
+        _hashing.set(limiter := anyio.CapacityLimiter(HASHING_AT_ONCE))
+        return limiter
+
+
+@dataclass
+class _Answer:
+    """A file request judged servable: the file, its open handle, the bytes asked for, its md5 if known."""
+
+    file: RunFile
+    handle: OpenFile
+    etag: str
+    span: tuple[int, int] | None
+    md5: str | None
+
 
 @router.api_route(
     "/files/{run_id}/{pool}/{name}",
@@ -183,13 +227,16 @@ FileName = Annotated[str, Path(max_length=255, description="The file's name, as 
     summary="A file of a pool on a run (ranges, ETag, md5)",
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The whole file."},
-        206: {"content": {"application/octet-stream": {}}, "description": "`Range: bytes=N-`: from N on."},
+        206: {
+            "content": {"application/octet-stream": {}},
+            "description": "`Range: bytes=N-`: from N on (with `If-Range`, only if it names this version).",
+        },
         409: {"model": ErrorOut, "description": "The file changed while its md5 was computed; retry."},
         412: {"model": ErrorOut, "description": "`If-Match` names another version: the file changed."},
         416: {"model": ErrorOut, "description": "The range starts past the end of the file."},
     },
 )
-def get_file(
+async def get_file(
     request: Request,
     actor: Caller,
     at: Now,
@@ -198,9 +245,12 @@ def get_file(
     name: FileName,
     range_: Annotated[str | None, Header(alias="range", max_length=200)] = None,
     if_match: Annotated[str | None, Header(max_length=400)] = None,
+    if_range: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     """The file's bytes, after checking that the caller may see the pool now and that the file is the
-    pool's own. Headers: `ETag` (the version), `X-Seqshare-MD5` (of the whole file), `Accept-Ranges`."""
+    pool's own. Headers: `ETag` (the version), `X-Seqshare-MD5` (of the whole file), `Accept-Ranges`.
+    A GET whose md5 is not known yet waits for it (computed under `hashing_limiter`) before the first
+    byte; a HEAD never reads the file: it sends X-Seqshare-MD5 only when the md5 is known already."""
     sessions = request.app.state.database.sessions()
     method = request.method.upper()
 
@@ -219,45 +269,63 @@ def get_file(
             done=done,
         )
 
-    f = None
-    try:
-        with sessions.begin() as s:
-            f = files.find_file(s, username=actor.username, run_id=run_id, pool=pool, name=name, now=at)
-        handle = files.open_file(f)
-    except NotFound:
-        record(404, f)
-        raise
-    try:
-        etag = f'"{handle.version.tag}"'
-        size = handle.version.size
-        if if_match is not None and not _matches(if_match, etag):
-            record(412, f)
-            handle.close()
-            return _error(412, f"file changed on the server: {f.path} is not the version asked for any more")
+    def judge() -> _Answer | Response:
+        """Visibility, the file, If-Match, Range and the md5 if known: database and stat calls only."""
+        f = None
         try:
-            span = byte_range(range_, size)
-        except ValueError:
-            record(416, f)
+            with sessions.begin() as s:
+                f = files.find_file(s, username=actor.username, run_id=run_id, pool=pool, name=name, now=at)
+            handle = files.open_file(f)
+        except NotFound:
+            record(404, f)
+            raise
+        try:
+            etag, size = f'"{handle.version.tag}"', handle.version.size
+            if if_match is not None and not _matches(if_match, etag):
+                record(412, f)
+                handle.close()
+                return _error(
+                    412, f"file changed on the server: {f.path} is not the version asked for any more"
+                )
+            try:
+                span = byte_range(_range_asked(range_, if_range, etag), size)
+            except ValueError:
+                record(416, f)
+                handle.close()
+                return _error(
+                    416,
+                    f"range not satisfiable: {f.path} has {size} bytes",
+                    {"Content-Range": f"bytes */{size}"},
+                )
+            return _Answer(f, handle, etag, span, files.known_checksum(sessions, f, handle, now=at))
+        except BaseException:
             handle.close()
-            return _error(
-                416, f"range not satisfiable: {f.path} has {size} bytes", {"Content-Range": f"bytes */{size}"}
+            raise
+
+    judged = await anyio.to_thread.run_sync(judge)
+    if isinstance(judged, Response):
+        return judged
+    f, handle, size = judged.file, judged.handle, judged.handle.version.size
+    try:
+        md5 = judged.md5
+        if md5 is None and method != "HEAD":  # before the first byte; once per version
+            md5 = await anyio.to_thread.run_sync(
+                partial(files.checksum, sessions, f, handle, now=at), limiter=hashing_limiter()
             )
-        md5 = files.checksum(sessions, f, handle, now=at)  # before the first byte; once per version
-        start, end = span or (0, size)
-        headers = {
-            "Accept-Ranges": "bytes",
-            "ETag": etag,
-            "X-Seqshare-MD5": md5,
-            "Content-Length": str(end - start),
-        }
-        if span is not None:
+        start, end = judged.span or (0, size)
+        headers = {"Accept-Ranges": "bytes", "ETag": judged.etag, "Content-Length": str(end - start)}
+        if md5 is not None:
+            headers["X-Seqshare-MD5"] = md5
+        if judged.span is not None:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-        status = 206 if span is not None else 200
-        record_id = record(status, f, start if span is not None else None, done=False)
+        status = 206 if judged.span is not None else 200
+        record_id = await anyio.to_thread.run_sync(
+            partial(record, status, f, start if judged.span is not None else None, done=False)
+        )
     except BaseException as exc:
         handle.close()
         if isinstance(exc, FileChanged):
-            record(409, f)
+            await anyio.to_thread.run_sync(partial(record, 409, f))
         raise
 
     def done(sent: int, complete: bool) -> None:
