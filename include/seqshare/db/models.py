@@ -320,8 +320,9 @@ class ApiToken(Base):
 
 class FileChecksum(Base):
     """The md5 of one version of a run file of a pool, computed once (or taken from the delivery ledger) and
-    reused by every download of that version. `version` is the file's `<inode>-<size>-<mtime_ns>` in hex
-    (the API's ETag): a file rewritten or replaced gets a new version and a new md5."""
+    reused by every download of that version. `version` is the file's
+    `<device>-<inode>-<size>-<mtime_ns>-<ctime_ns>` in hex (the API's ETag): a file rewritten or replaced,
+    even with its size and mtime put back, gets a new version and a new md5."""
 
     __tablename__ = "file_checksum"
     __table_args__ = (
