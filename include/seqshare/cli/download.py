@@ -49,6 +49,7 @@ def download(
         bool, typer.Option("--json", help="JSON lines for scripts (also when stdout is not a terminal).")
     ] = False,
 ) -> None:
+    from seqshare.download.fetch import Status
     from seqshare.download.progress import Events, JsonLines, RichBar
     from seqshare.download.runner import download as run_download
     from seqshare.download.settings import load_settings
@@ -73,6 +74,10 @@ def download(
     except OSError as exc:  # the destination folder cannot be made or read
         summary = _failed(from_os_error(exc, getattr(exc, "filename", None) or dest))
     events.close(summary)
+    if isinstance(events, JsonLines):  # the bar showed them; a script's log gets one line each
+        for outcome in summary.outcomes:
+            if outcome.status in (Status.CHANGED, Status.FAILED):
+                print(f"error: {outcome.job.shown}: {outcome.message}", file=sys.stderr)
     if summary.error:
         print(f"error: {summary.error}", file=sys.stderr)
     raise typer.Exit(int(summary.exit))

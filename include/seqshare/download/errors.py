@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import errno
 from enum import IntEnum
-from typing import TYPE_CHECKING
+
+import httpx
 
 from seqshare.errors import SeqshareError, one_line, quote
-
-if TYPE_CHECKING:
-    import httpx
 
 
 class Exit(IntEnum):
@@ -80,8 +78,9 @@ class Interrupted(DownloadError):
 def _detail(response: httpx.Response) -> str:
     """The API's one-line `{"detail": ...}`, else the status line (a proxy's page is not shown)."""
     try:
+        response.read()  # a streamed answer's body is not read yet; an error's is one short line
         detail = response.json().get("detail")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, httpx.HTTPError):
         detail = None
     if isinstance(detail, str) and detail:
         return one_line(detail, 200)

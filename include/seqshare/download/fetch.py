@@ -85,6 +85,8 @@ def fetch(client: httpx.Client, job: Job, events: Events, stop: threading.Event)
                         return skipped
                     checked = True
                 return _transfer(client, job, events, stop, fresh=fresh)
+            except Busy:
+                return Outcome(job, Status.FAILED, message="another seqshare download is writing this file")
             except _Again as again:
                 if again.fresh:
                     if md5_retried:
@@ -132,20 +134,15 @@ def _server_md5(client: httpx.Client, job: Job) -> str:
 def _transfer(
     client: httpx.Client, job: Job, events: Events, stop: threading.Event, *, fresh: bool
 ) -> Outcome:
-    job.final.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(job.partial, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    with os.fdopen(fd, "r+b", buffering=0) as f:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return Outcome(job, Status.FAILED, message="another seqshare download is writing this file")
-        offset, etag = (0, None) if fresh else _resume_point(job, os.fstat(fd).st_size)
+    with _Partial(job) as partial:
+        offset, etag = (0, None) if fresh else _resume_point(job, partial.open(create=False))
         digest = hashlib.md5(usedforsecurity=False)
         if offset:
-            hash_from(f, digest, limit=offset)
+            hash_from(partial.file, digest, limit=offset)
         headers = {"Range": f"bytes={offset}-", "If-Match": etag} if offset and etag else {}
         with _stream(client, job, headers) as response:
             if response.status_code == 412:
+                partial.close()
                 _discard(job)
                 return _changed(job, "since its partial download began")
             if response.status_code == 416:  # the partial is longer than the very same version: corrupt
@@ -159,14 +156,13 @@ def _transfer(
             served_etag = _header(response, "etag")
             server_md5 = _header(response, "x-seqshare-md5").lower()
             length = int(_header(response, "content-length"))
-            if offset == 0:
-                f.truncate(0)
-                _write_small(job.etag_file, served_etag)
+            f = partial.file if offset else partial.start(served_etag)
             f.seek(offset)
             events.started(job, offset, offset + length)
             received = _copy_body(response, f, digest, job, events, stop)
         if received < length:  # cut short: the server stops a file that changes while it streams it
             if _moved(client, job, served_etag):
+                partial.close()
                 _discard(job)
                 return _changed(job, "during the download")
             raise _Again(
@@ -175,8 +171,8 @@ def _transfer(
             )
         if digest.hexdigest() != server_md5:
             raise _Again("md5 mismatch (corrupt partial or transfer)", fresh=True)
-        os.fsync(fd)
-    os.replace(job.partial, job.final)
+        os.fsync(f.fileno())
+        os.replace(job.partial, job.final)
     _fsync_dir(job.final.parent)
     job.etag_file.unlink(missing_ok=True)
     info = job.final.stat()
@@ -184,6 +180,58 @@ def _transfer(
         job.stamp, {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "ino": info.st_ino, "md5": server_md5}
     )
     return Outcome(job, Status.DONE, received=received, resumed_from=offset, md5=server_md5)
+
+
+class Busy(Exception):
+    """Another process holds the partial's lock (another `seqshare download` into the same folder)."""
+
+
+class _Partial:
+    """`<name>.partial`, opened and locked (flock, so two clients never write one file) only when there is
+    a partial to resume or an answer to write: a refused request leaves nothing behind."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self._file: Any = None
+
+    def __enter__(self) -> _Partial:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def file(self) -> Any:
+        return self._file
+
+    def open(self, *, create: bool) -> int:
+        """Open it (if it exists, or `create`) and return its size (0 when there is none)."""
+        flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+        try:
+            fd = os.open(self.job.partial, flags, 0o666)
+        except FileNotFoundError:
+            return 0
+        self._file = os.fdopen(fd, "r+b", buffering=0)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.close()
+            raise Busy from None
+        return os.fstat(fd).st_size
+
+    def start(self, etag: str) -> Any:
+        """Empty it (or create it) for the version `etag`, noted beside it before the first byte."""
+        if self._file is None:
+            self.job.final.parent.mkdir(parents=True, exist_ok=True)
+            self.open(create=True)
+        self._file.truncate(0)
+        _write_small(self.job.etag_file, etag)
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def _copy_body(

@@ -115,7 +115,7 @@ def _recheck(
         try:
             recheck()
         except NotVisible as gone:
-            ended = AccessEnded(f"access ended during the download: {gone}; files not yet fetched were not")
+            ended = AccessEnded(f"access ended during the download ({gone}); files not yet fetched were not")
             end_run(ended)
             return Outcome(job, Status.NOT_STARTED, message=str(ended))
         except DownloadError as error:
