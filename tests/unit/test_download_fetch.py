@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from seqshare.download import body
 from seqshare.download.errors import NotVisible
 from seqshare.download.fetch import RECONNECTS, Outcome, Status, fetch
 from seqshare.download.plan import Job, make_plan, parse_listing
@@ -263,3 +265,19 @@ def test_a_404_for_the_file_is_raised_for_the_runner_to_judge(tmp_path: Path) ->
     server.hidden = True
     with pytest.raises(NotVisible, match="no such file"):
         run(server, job(tmp_path, server))
+
+
+@pytest.mark.parametrize("thread_from", [0, 1 << 40])
+def test_the_md5_is_the_same_whether_hashed_on_its_own_thread_or_inline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, thread_from: int
+) -> None:
+    monkeypatch.setattr(body, "HASH_THREAD_FROM", thread_from)
+    data = os.urandom(3 * body.BATCH + 12345)  # batches and a remainder
+    server = Server(data)
+    j = job(tmp_path, server)
+    j.final.parent.mkdir(parents=True)
+    j.partial.write_bytes(data[:100_000])
+    j.etag_file.write_text(server.etag)
+    outcome = run(server, j)
+    assert (outcome.status, outcome.md5) == (Status.DONE, hashlib.md5(data).hexdigest())
+    assert j.final.read_bytes() == data

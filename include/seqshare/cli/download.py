@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from seqshare.download.errors import EXIT_HELP, BadInput, DownloadError, Interrupted, from_os_error
-from seqshare.errors import quote
+from seqshare.errors import one_line, quote
 
 if TYPE_CHECKING:
     from seqshare.download.progress import Summary
@@ -87,3 +87,33 @@ def _failed(error: DownloadError) -> Summary:
     from seqshare.download.progress import Summary
 
     return Summary(error=str(error), exit=int(error.exit))
+
+
+def run_alone(argv: list[str]) -> int:
+    """`seqshare download ...` without loading the admin commands (SQLAlchemy, the models, FastAPI): a
+    scientist's script may run it for every pool, and the admin CLI's imports cost half a second of CPU per
+    start. The same rules as `seqshare.cli.main.main`: a usage error is one line and exit 1, an unexpected
+    error one line and exit 2 (SEQSHARE_DEBUG=1 shows the traceback)."""
+    import os
+
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command("download", help=HELP)(download)
+    try:
+        code = app(args=argv, prog_name="seqshare download", standalone_mode=False)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0
+    except typer.TyperException as exc:  # Click's usage errors (Typer vendors Click, and names them so)
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        see = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        print(f"error: {where}{one_line(exc.format_message())}{see}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if os.environ.get("SEQSHARE_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (SEQSHARE_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 2
+    return code if isinstance(code, int) else 0

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from seqshare.download.body import Stopped, copy_body
 from seqshare.download.errors import BadAnswer, DownloadError, from_os_error, from_response, from_transport
 from seqshare.download.plan import Job
 from seqshare.errors import one_line
@@ -56,10 +57,6 @@ class Outcome:
     resumed_from: int = 0  # bytes already in the partial when the last request began
     md5: str | None = None
     message: str | None = None
-
-
-class Stopped(Exception):
-    """The run is stopping (a fatal error elsewhere, or Ctrl-C); the partial stays for the next run."""
 
 
 class _Again(Exception):
@@ -159,7 +156,14 @@ def _transfer(
             f = partial.file if offset else partial.start(served_etag)
             f.seek(offset)
             events.started(job, offset, offset + length)
-            received = _copy_body(response, f, digest, job, events, stop)
+            received = copy_body(
+                response,
+                f.fileno(),
+                digest,
+                expected=length,
+                progress=lambda n: events.advance(job, n),
+                stop=stop,
+            )
         if received < length:  # cut short: the server stops a file that changes while it streams it
             if _moved(client, job, served_etag):
                 partial.close()
@@ -232,26 +236,6 @@ class _Partial:
         if self._file is not None:
             self._file.close()
             self._file = None
-
-
-def _copy_body(
-    response: httpx.Response, f: Any, digest: Any, job: Job, events: Events, stop: threading.Event
-) -> int:
-    """Body to file and hash, as the network delivers it; the count of bytes received (short if cut)."""
-    received = 0
-    try:
-        for chunk in response.iter_raw():
-            if stop.is_set():
-                raise Stopped
-            digest.update(chunk)
-            view = memoryview(chunk)
-            while view:
-                view = view[f.write(view) :]
-            received += len(chunk)
-            events.advance(job, len(chunk))
-    except httpx.TransportError:  # a body cut short (h11: incomplete body), a reset, a read timeout
-        pass
-    return received
 
 
 def _resume_point(job: Job, size: int) -> tuple[int, str | None]:
