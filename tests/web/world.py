@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -151,3 +152,59 @@ def load_api_world(session: Session, *, now: datetime) -> Tokens:
         session, username="member", name="expiring", expires_at=expiry, now=created
     )
     return Tokens(by_user, revoked.secret, expired.secret, expiring.secret, expiry)
+
+
+# The download API's run folder: real files on disk, and the frozen plan listing every pool's files.
+OUTPUT = "BCLConvert"
+RUN_FILES = {  # pool -> file names under <run folder>/BCLConvert/<pool>/
+    "SLX-1": ["S1_S1_L001_R1_001.fastq.gz", "S1_S1_L001_R2_001.fastq.gz", "S2_S2_L001_R1_001.fastq.gz"],
+    "SLX-2": ["S3_S3_L001_R1_001.fastq.gz"],
+}
+
+
+def file_bytes(pool: str, name: str, size: int = 3000) -> bytes:
+    """A file's made-up content: different for every file, so a file served for another shows."""
+    seed = f"{pool}/{name}\n".encode()
+    return (seed * (size // len(seed) + 1))[:size]
+
+
+def write_run_folder(session: Session, folder: Path, sparse: dict[str, int] | None = None) -> dict[str, Path]:
+    """Write the run's folder under `folder` (RUN_FILES, RunInfo.xml beside them, and `sparse`: more
+    SLX-1 files of these sizes, holes only) and point the run and its frozen plan at it, the plan listing
+    every pool's files with their resolved paths as `services.runs.freeze_snapshot` does.
+
+    Returns `<pool>/<name>` -> the file's path."""
+    root = folder / RUN_ID
+    (root / OUTPUT).mkdir(parents=True)
+    (root / "RunInfo.xml").write_text('<?xml version="1.0"?>\n<RunInfo Version="6"/>\n')
+    written: dict[str, Path] = {}
+    for pool, names in RUN_FILES.items():
+        (root / OUTPUT / pool).mkdir()
+        for name in names:
+            path = root / OUTPUT / pool / name
+            path.write_bytes(file_bytes(pool, name))
+            written[f"{pool}/{name}"] = path
+    for name, size in (sparse or {}).items():
+        path = root / OUTPUT / "SLX-1" / name
+        with path.open("wb") as out:
+            out.truncate(size)
+        written[f"SLX-1/{name}"] = path
+    run = session.scalar(select(Run).where(Run.run_id == RUN_ID))
+    snapshot = session.get(RunSnapshot, run.id) if run is not None else None
+    assert run is not None and snapshot is not None
+    run.run_folder = str(root)
+    snapshot.plan = {
+        **snapshot.plan,
+        "run_folder": str(root),
+        "output_dir": OUTPUT,
+        "files": [
+            {
+                "pool": key.split("/")[0],
+                "source": str(path.relative_to(root)),
+                "size": path.stat().st_size,
+                "resolved": str(path.resolve()),
+            }
+            for key, path in sorted(written.items())
+        ],
+    }
+    return written

@@ -22,7 +22,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(lims.app, name="lims")
 app.add_typer(share.app, name="share")
-app.command("audit")(audit.audit)
+app.add_typer(audit.app, name="audit")
 app.add_typer(runs.app, name="run")
 app.command("purge")(purge.purge)
 app.add_typer(token.app, name="token")

@@ -316,3 +316,47 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship()
+
+
+class FileChecksum(Base):
+    """The md5 of one version of a run file of a pool, computed once (or taken from the delivery ledger) and
+    reused by every download of that version. `version` is the file's `<inode>-<size>-<mtime_ns>` in hex
+    (the API's ETag): a file rewritten or replaced gets a new version and a new md5."""
+
+    __tablename__ = "file_checksum"
+    __table_args__ = (
+        UniqueConstraint("run_id", "pool_id", "path", "version", name="uq_file_checksum_version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id"))
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pool.id"))
+    path: Mapped[str] = mapped_column(String(1024))  # relative to the run folder, as the frozen plan has it
+    version: Mapped[str] = mapped_column(String(80))
+    size: Mapped[int] = mapped_column(BigInteger)
+    md5: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(20))  # "server" (read here) or "ledger" (a delivery's)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FileDownload(Base):
+    """One file request of the download API, as it was answered: who, which file, when, the range asked
+    for, the bytes sent and whether all of them went. Names are kept as text: the record outlives moves in
+    the LIMS, and a refused request names what was asked for, not a row."""
+
+    __tablename__ = "file_download"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    username: Mapped[str] = mapped_column(String(100), index=True)
+    group_name: Mapped[str] = mapped_column(String(200))
+    project: Mapped[str | None] = mapped_column(String(200), index=True)  # None: no visible pool by that name
+    run_id: Mapped[str] = mapped_column(String(200))
+    pool: Mapped[str] = mapped_column(String(50))
+    path: Mapped[str] = mapped_column(String(1024))  # `<file name>` as requested
+    method: Mapped[str] = mapped_column(String(8))
+    status: Mapped[int] = mapped_column(Integer)
+    range_start: Mapped[int | None] = mapped_column(BigInteger)
+    bytes_sent: Mapped[int] = mapped_column(BigInteger, default=0)
+    completed: Mapped[bool] = mapped_column(default=False)

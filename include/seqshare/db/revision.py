@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, inspect, text
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 
 def database_revision(engine: Engine) -> str | None:

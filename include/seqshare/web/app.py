@@ -25,7 +25,7 @@ from seqshare import config
 from seqshare.db.engine import make_engine, make_sessions, transaction
 from seqshare.db.revision import HEAD_REVISION, database_revision
 from seqshare.errors import DatabaseNotReady, InvalidInput, NotFound, SeqshareError, SharingRefused
-from seqshare.web import api
+from seqshare.web import api, files
 from seqshare.web.actors import DEFAULT_RESOLVERS, ActorResolver, Unauthenticated, sso_settings
 from seqshare.web.session import Sessions, lifetime_hours, secret_key
 
@@ -173,6 +173,7 @@ def create_app(
         return Health(status="ok")
 
     app.include_router(api.router)
+    app.include_router(files.router)
     if app.state.sessions is not None:
         from seqshare.web import pages  # jinja2 and the templates only when the pages are on
 

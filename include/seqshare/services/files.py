@@ -1,0 +1,398 @@
+"""The download API's rules: which files a caller may fetch, the file itself, its md5, and the record.
+
+A pool's files on a run are exactly those the run's frozen plan lists for that pool (`DeliveryPlan.files`,
+or the groups' files in plans frozen before it listed every pool): nothing else in a run folder is ever
+served, whatever name is asked for. Each is checked again when opened, as delivery checks it: the path must
+still resolve to the file frozen in the plan (`services.delivery._check_own_file`), it is opened without
+following a last link, and the opened descriptor must be that very file. Visibility is checked afresh on
+every call (`services.access`); a hidden pool, a missing one, a missing run and a file that is not the
+pool's all raise the same NotFound.
+
+A file version is its `(inode, size, mtime_ns)`; its md5 is computed once per version from the open file
+(or taken from the delivery ledger when the file is provably unchanged since it was delivered), stored in
+`file_checksum`, and reused. No database transaction is held while a file is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from seqshare.db.models import Delivery, FileChecksum, Pool, Run, RunLane, RunSnapshot
+from seqshare.delivery.plan import DeliveryPlan, PlannedFile, SourceFile
+from seqshare.errors import InvalidInput, NotFound, SeqshareError, quote
+from seqshare.names import not_text
+from seqshare.services import access
+from seqshare.services.access import Action
+from seqshare.services.delivery import _check_own_file
+
+log = logging.getLogger(__name__)
+CHUNK = 1024 * 1024
+"""Bytes read per call: memory per download stays at about one chunk, whatever the file's size."""
+
+
+class FileChanged(SeqshareError):
+    """The file changed on the server while it was read, or since the version the caller names."""
+
+
+@dataclass(frozen=True)
+class RunFile:
+    """A file of a pool on a run, as the run's frozen plan lists it."""
+
+    run_id: str
+    run_key: int
+    pool: str
+    pool_id: int
+    project: str
+    source: str  # relative to the run folder (or absolute, for an output folder kept elsewhere)
+    size: int  # as planned
+    resolved: str | None  # the file the source resolved to when the plan was frozen
+    run_folder: str
+    output_dir: str | None
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.source).name
+
+    @property
+    def path(self) -> str:
+        """Where a client stores it: `<run id>/<pool>/<file name>`."""
+        return f"{self.run_id}/{self.pool}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Version:
+    """What identifies one version of a file; `tag` is the API's ETag."""
+
+    dev: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Version:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    @property
+    def tag(self) -> str:
+        return f"{self.inode:x}-{self.size:x}-{self.mtime_ns:x}"
+
+
+def no_such_file(run_id: str, pool: str, name: str) -> NotFound:
+    """The one answer for a hidden pool, a missing one, a missing run and a file that is not the pool's."""
+    return NotFound(f"no such file: {quote(f'{run_id}/{pool}/{name}')}")
+
+
+def no_such_target(target: str) -> NotFound:
+    return NotFound(f"no such pool or project: {quote(target)}")
+
+
+def _plan_files(plan: DeliveryPlan) -> list[SourceFile]:
+    if plan.files:
+        return list(plan.files)
+    seen = {
+        (f.pool, f.source): SourceFile(f.pool, f.source, f.size, f.resolved)
+        for g in plan.groups
+        for f in g.files
+    }
+    return [seen[k] for k in sorted(seen)]
+
+
+def _files_of(session: Session, pools: dict[int, Pool], project: str, run_id: str | None) -> list[RunFile]:
+    """The files of `pools` on each run they were sequenced on (or on `run_id` only), by run and name. A
+    name held twice in a pool is served under neither (a frozen plan never has that; logged if one does)."""
+    query = select(RunLane.run_id, RunLane.pool_id).where(RunLane.pool_id.in_(list(pools))).distinct()
+    pairs = {(run, pool) for run, pool in session.execute(query)}
+    runs = {r.id: r for r in session.scalars(select(Run).where(Run.id.in_({r for r, _ in pairs})))}
+    if run_id is not None:
+        pairs = {(r, p) for r, p in pairs if runs[r].run_id == run_id}
+    plans = {
+        s.run_id: DeliveryPlan.from_dict(s.plan)
+        for s in session.scalars(select(RunSnapshot).where(RunSnapshot.run_id.in_({r for r, _ in pairs})))
+        if s.plan
+    }
+    found: dict[tuple[str, str, str], RunFile | None] = {}
+    for run_key, pool_id in sorted(pairs, key=lambda rp: (runs[rp[0]].run_id, pools[rp[1]].name)):
+        plan = plans.get(run_key)
+        if plan is None:  # not frozen yet: its files are not known
+            continue
+        pool = pools[pool_id].name
+        for f in _plan_files(plan):
+            if f.pool != pool:
+                continue
+            rf = RunFile(
+                run_id=runs[run_key].run_id,
+                run_key=run_key,
+                pool=pool,
+                pool_id=pool_id,
+                project=project,
+                source=f.source,
+                size=f.size,
+                resolved=f.resolved,
+                run_folder=plan.run_folder,
+                output_dir=plan.output_dir,
+            )
+            key = (rf.run_id, pool, rf.name)
+            if key in found:
+                log.warning("%s is listed twice in the frozen plan: not served", rf.path)
+                found[key] = None
+            else:
+                found[key] = rf
+    return [f for f in found.values() if f is not None]
+
+
+def _visible_pools(
+    session: Session, who: access.Caller, target: str, now: datetime
+) -> tuple[str, dict[int, Pool]]:
+    """The project and pools `target` (a pool id, else a project name) names, if `who` may see them."""
+    if not_text(target):
+        raise no_such_target(target)
+    pool = session.scalar(select(Pool).where(Pool.name == target))
+    name = pool.project.name if pool is not None else target
+    try:
+        project = access.check(session, who, Action.VIEW_PROJECT, name, now)
+    except NotFound:
+        raise no_such_target(target) from None
+    pools = [pool] if pool is not None else project.pools
+    return project.name, {p.id: p for p in pools}
+
+
+def downloadable(
+    session: Session, *, username: str, target: str, now: datetime, run_id: str | None = None
+) -> tuple[str, list[RunFile]]:
+    """(project name, the files of the pool or project `target` on its runs, or on `run_id` only)."""
+    try:
+        who = access.caller(session, username)
+        project, pools = _visible_pools(session, who, target, now)
+    except InvalidInput:  # a name no record can have: missing, like any other
+        raise no_such_target(target) from None
+    return project, _files_of(session, pools, project, run_id)
+
+
+def find_file(
+    session: Session, *, username: str, run_id: str, pool: str, name: str, now: datetime
+) -> RunFile:
+    """The file `name` of `pool` on `run_id`, if the caller may see the pool now; else `no_such_file`."""
+    try:
+        _, files = downloadable(session, username=username, target=pool, now=now, run_id=run_id)
+    except NotFound:
+        raise no_such_file(run_id, pool, name) from None
+    for f in files:
+        if f.pool == pool and f.name == name:
+            return f
+    raise no_such_file(run_id, pool, name)
+
+
+@dataclass
+class OpenFile:
+    """A run file opened for reading: the descriptor, the path it was judged at, its version at opening."""
+
+    fd: int
+    path: Path
+    version: Version
+
+    def changed(self) -> str | None:
+        """What changed since it was opened, on the open file or at its path; None if nothing did. Two
+        stat calls: cheap enough to ask before every chunk is sent."""
+        try:
+            there = os.stat(self.path)
+        except OSError as exc:
+            return f"removed ({exc.strerror})"
+        if (there.st_dev, there.st_ino) != (self.version.dev, self.version.inode):
+            return "replaced by another file"
+        now = Version.of(os.fstat(self.fd))
+        if (now.size, now.mtime_ns, now.ctime_ns) != (
+            self.version.size,
+            self.version.mtime_ns,
+            self.version.ctime_ns,
+        ):
+            return f"modified ({now.size} bytes now, {self.version.size} when opened)"
+        return None
+
+    def read(self, offset: int, size: int = CHUNK) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+    def close(self) -> None:
+        """Close it (again: nothing)."""
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+
+def open_file(f: RunFile) -> OpenFile:
+    """Open `f` for reading if it is still the pool's own file (else `no_such_file`, the reason logged)."""
+    local = Path(f.run_folder) / f.source
+    planned = PlannedFile(pool=f.pool, source=f.source, remote_path=f.path, size=f.size, resolved=f.resolved)
+    root = Path(f.run_folder).resolve()  # the areas delivery reads from (`_source_areas`)
+    areas = (root, None if f.output_dir is None else (root / f.output_dir).resolve())
+    try:
+        target = _check_own_file(local, planned, areas)
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (InvalidInput, OSError) as exc:
+        log.warning("not serving %s: %s", f.path, exc)
+        raise no_such_file(f.run_id, f.pool, f.name) from None
+    try:
+        st = os.fstat(fd)
+        opened = os.path.realpath(f"/proc/self/fd/{fd}") if os.path.isdir("/proc/self/fd") else str(target)
+        if not stat.S_ISREG(st.st_mode) or opened != str(target):  # a folder swapped in between
+            raise InvalidInput(f"{local}: opened {opened}, not the regular file {target}")
+    except (InvalidInput, OSError) as exc:
+        os.close(fd)
+        log.warning("not serving %s: %s", f.path, exc)
+        raise no_such_file(f.run_id, f.pool, f.name) from None
+    return OpenFile(fd=fd, path=target, version=Version.of(st))
+
+
+@contextmanager
+def opened(f: RunFile) -> Iterator[OpenFile]:
+    handle = open_file(f)
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+def compute_md5(handle: OpenFile) -> str:
+    """The md5 of the whole open file, read in chunks; FileChanged if it changed meanwhile."""
+    digest = hashlib.md5(usedforsecurity=False)
+    offset = 0
+    while chunk := handle.read(offset):
+        digest.update(chunk)
+        offset += len(chunk)
+    reason = handle.changed()
+    if reason or offset != handle.version.size:
+        raise FileChanged(
+            f"file changed on the server: {handle.path.name} was {reason or 'resized'} while read"
+        )
+    return digest.hexdigest()
+
+
+_hashing_lock = threading.Lock()
+_hashing: dict[tuple[int, int, str, str], threading.Lock] = {}
+
+
+def _stored(session: Session, f: RunFile, version: Version) -> str | None:
+    return session.scalar(
+        select(FileChecksum.md5).where(
+            FileChecksum.run_id == f.run_key,
+            FileChecksum.pool_id == f.pool_id,
+            FileChecksum.path == f.source,
+            FileChecksum.version == version.tag,
+        )
+    )
+
+
+def _from_ledger(session: Session, f: RunFile, version: Version) -> str | None:
+    """A delivery's md5 of this file, if the file has not been touched since that delivery (its size is the
+    same and neither its mtime nor its ctime is later than the delivery)."""
+    rows = session.execute(
+        select(Delivery.remote_path, Delivery.size, Delivery.md5, Delivery.delivered_at).where(
+            Delivery.run_id == f.run_key, Delivery.pool_id == f.pool_id, Delivery.size == version.size
+        )
+    )
+    touched = max(version.mtime_ns, version.ctime_ns)
+    for path, _, md5, delivered_at in rows:
+        if PurePosixPath(path).name == f.name and touched < round(delivered_at.timestamp() * 1e6) * 1000:
+            return md5
+    return None
+
+
+def checksum(
+    sessions: sessionmaker[Session],
+    f: RunFile,
+    handle: OpenFile,
+    *,
+    now: datetime,
+) -> str:
+    """The md5 of the opened version of `f`: stored, else the ledger's, else computed from the open file
+    (one computation per version in this process; another process's is kept if it stored one first)."""
+    key = (f.run_key, f.pool_id, f.source, handle.version.tag)
+    with sessions.begin() as s:
+        md5 = _stored(s, f, handle.version)
+    if md5 is not None:
+        return md5
+    with _hashing_lock:
+        lock = _hashing.setdefault(key, threading.Lock())
+    with lock:
+        with sessions.begin() as s:
+            md5 = _stored(s, f, handle.version)
+            ledger_md5 = None if md5 else _from_ledger(s, f, handle.version)
+        if md5 is not None:
+            return md5
+        source = "ledger" if ledger_md5 else "server"
+        md5 = ledger_md5 or compute_md5(handle)
+        try:
+            with sessions.begin() as s:
+                s.add(
+                    FileChecksum(
+                        run_id=f.run_key,
+                        pool_id=f.pool_id,
+                        path=f.source,
+                        version=handle.version.tag,
+                        size=handle.version.size,
+                        md5=md5,
+                        source=source,
+                        computed_at=now,
+                    )
+                )
+        except IntegrityError:  # another server process stored it first: theirs stands
+            with sessions.begin() as s:
+                md5 = _stored(s, f, handle.version) or md5
+    with _hashing_lock:
+        _hashing.pop(key, None)
+    return md5
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A file the caller may download now: its size as it is now, its md5 if stored for this version."""
+
+    file: RunFile
+    size: int
+    md5: str | None
+
+
+def listing(
+    sessions: sessionmaker[Session], *, username: str, target: str, now: datetime, run_id: str | None = None
+) -> tuple[str, list[Listed]]:
+    """(project, the files of `target` that can be served now). A file that cannot (gone, or no longer the
+    pool's own) is left out and logged: fetching it would fail the same way. Never computes an md5."""
+    with sessions.begin() as s:
+        project, found = downloadable(s, username=username, target=target, now=now, run_id=run_id)
+    versions: list[tuple[RunFile, Version]] = []
+    for f in found:
+        try:
+            with opened(f) as handle:
+                versions.append((f, handle.version))
+        except NotFound:
+            continue
+    with sessions.begin() as s:
+        rows = s.execute(
+            select(
+                FileChecksum.run_id,
+                FileChecksum.pool_id,
+                FileChecksum.path,
+                FileChecksum.version,
+                FileChecksum.md5,
+            ).where(
+                FileChecksum.run_id.in_({f.run_key for f, _ in versions}),
+                FileChecksum.pool_id.in_({f.pool_id for f, _ in versions}),
+            )
+        )
+        stored = {(run, pool, path, version): md5 for run, pool, path, version, md5 in rows}
+    return project, [
+        Listed(f, v.size, stored.get((f.run_key, f.pool_id, f.source, v.tag))) for f, v in versions
+    ]
