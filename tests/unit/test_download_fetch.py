@@ -34,6 +34,7 @@ class Server:
         self.cut_at: int | None = None  # send only this many bytes of the body
         self.md5_header: str | None = None  # a wrong md5, to provoke a mismatch
         self.hidden = False
+        self.answer: tuple[int, str] | None = None  # (status, detail) for every request
 
     def replace(self, data: bytes) -> None:
         self.data, self.version = data, self.version + 1
@@ -46,6 +47,8 @@ class Server:
         self.requests.append(request)
         if self.hidden:
             return httpx.Response(404, json={"detail": "no such file: 'RUN/SLX-1/S1.fastq.gz'"})
+        if self.answer is not None:
+            return httpx.Response(self.answer[0], json={"detail": self.answer[1]})
         if request.headers.get("if-match", self.etag) != self.etag:
             return httpx.Response(412, json={"detail": "file changed on the server: S1.fastq.gz"})
         start, status = 0, 200
@@ -281,3 +284,14 @@ def test_the_md5_is_the_same_whether_hashed_on_its_own_thread_or_inline(
     outcome = run(server, j)
     assert (outcome.status, outcome.md5) == (Status.DONE, hashlib.md5(data).hexdigest())
     assert j.final.read_bytes() == data
+
+
+def test_a_server_error_for_one_file_fails_that_file_only_and_a_409_is_a_change(tmp_path: Path) -> None:
+    server = Server()
+    server.answer = (500, "Internal Server Error")
+    failed = run(server, job(tmp_path, server))
+    assert failed.status is Status.FAILED
+    assert failed.message == "RUN/SLX-1/S1.fastq.gz: the server answered Internal Server Error"
+    server.answer = (409, "file changed on the server: S1.fastq.gz was written to while read")
+    changed = run(server, job(tmp_path, server))
+    assert changed.status is Status.CHANGED and "while the server computed its md5" in (changed.message or "")

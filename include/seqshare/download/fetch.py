@@ -67,6 +67,10 @@ class _Again(Exception):
         self.fresh = fresh
 
 
+class _Changed(Exception):
+    """The file changed on the server (412, 409, or a body cut short while its version moved): `when`."""
+
+
 def fetch(client: httpx.Client, job: Job, events: Events, stop: threading.Event) -> Outcome:
     """Bring one file to its final name, verified; an Outcome for per-file results, DownloadError for what
     ends the whole run (token refused, not visible, disk full, server unreachable)."""
@@ -84,6 +88,15 @@ def fetch(client: httpx.Client, job: Job, events: Events, stop: threading.Event)
                 return _transfer(client, job, events, stop, fresh=fresh)
             except Busy:
                 return Outcome(job, Status.FAILED, message="another seqshare download is writing this file")
+            except _Changed as changed:
+                _discard(job)
+                return Outcome(
+                    job,
+                    Status.CHANGED,
+                    message=f"changed on the server {changed}; the next run fetches it anew",
+                )
+            except BadAnswer as bad:  # this file's answer only: the others may still come
+                return Outcome(job, Status.FAILED, message=str(bad))
             except _Again as again:
                 if again.fresh:
                     if md5_retried:
@@ -123,6 +136,8 @@ def _already_here(client: httpx.Client, job: Job) -> Outcome | None:
 
 def _server_md5(client: httpx.Client, job: Job) -> str:
     response = _request(client, "HEAD", job, {})
+    if response.status_code == 409:
+        raise _Changed("while the server computed its md5")
     if response.status_code != 200:
         raise from_response(response, job.shown)
     return _header(response, "x-seqshare-md5")
@@ -139,9 +154,9 @@ def _transfer(
         headers = {"Range": f"bytes={offset}-", "If-Match": etag} if offset and etag else {}
         with _stream(client, job, headers) as response:
             if response.status_code == 412:
-                partial.close()
-                _discard(job)
-                return _changed(job, "since its partial download began")
+                raise _Changed("since its partial download began")
+            if response.status_code == 409:
+                raise _Changed("while the server computed its md5")
             if response.status_code == 416:  # the partial is longer than the very same version: corrupt
                 raise _Again("its partial file is longer than the file on the server", fresh=True)
             if response.status_code not in (200, 206):
@@ -166,9 +181,7 @@ def _transfer(
             )
         if received < length:  # cut short: the server stops a file that changes while it streams it
             if _moved(client, job, served_etag):
-                partial.close()
-                _discard(job)
-                return _changed(job, "during the download")
+                raise _Changed("during the download")
             raise _Again(
                 f"the connection dropped after {offset + received:,} of {offset + length:,} bytes",
                 fresh=False,
@@ -258,15 +271,11 @@ def _check_range(response: httpx.Response, offset: int) -> None:
 def _moved(client: httpx.Client, job: Job, etag: str) -> bool:
     """Whether the file's version is no longer `etag` (a HEAD with If-Match: 412)."""
     response = _request(client, "HEAD", job, {"If-Match": etag})
-    if response.status_code == 412:
+    if response.status_code in (409, 412):
         return True
     if response.status_code != 200:
         raise from_response(response, job.shown)
     return False
-
-
-def _changed(job: Job, when: str) -> Outcome:
-    return Outcome(job, Status.CHANGED, message=f"changed on the server {when}; the next run fetches it anew")
 
 
 @contextmanager
