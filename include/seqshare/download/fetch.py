@@ -140,7 +140,7 @@ def _server_md5(client: httpx.Client, job: Job) -> str:
         raise _Changed("while the server computed its md5")
     if response.status_code != 200:
         raise from_response(response, job.shown)
-    return _header(response, "x-seqshare-md5")
+    return _md5_header(response)
 
 
 def _transfer(
@@ -166,7 +166,7 @@ def _transfer(
             if response.status_code == 206:
                 _check_range(response, offset)
             served_etag = _header(response, "etag")
-            server_md5 = _header(response, "x-seqshare-md5").lower()
+            server_md5 = _md5_header(response)
             length = int(_header(response, "content-length"))
             f = partial.file if offset else partial.start(served_etag)
             f.seek(offset)
@@ -305,6 +305,13 @@ def _header(response: httpx.Response, name: str) -> str:
     if not value:
         raise BadAnswer(f"the server's answer for {response.request.url.path} has no {name} header")
     return value
+
+
+def _md5_header(response: httpx.Response) -> str:
+    md5 = _header(response, "x-seqshare-md5").strip().lower()
+    if len(md5) != 32 or not set(md5) <= set("0123456789abcdef"):
+        raise BadAnswer(f"the server's answer for {response.request.url.path} has a bad md5 {md5[:40]!r}")
+    return md5
 
 
 def hash_from(f: Any, digest: Any, limit: int | None = None) -> Any:
