@@ -1,10 +1,12 @@
 """An answer's body to the partial file and the md5, as fast as the machine allows.
 
-The network gives 64 KiB pieces (httpcore's read size). They are gathered into 1 MiB batches, written with
-one `writev` each and handed to the md5. For a large file the md5 runs on its own thread: hashing is the
-most expensive step (about 1.5 CPU s per GiB) and releases the GIL, so it overlaps receiving and writing
-the next batch instead of following them; the network thread never waits for it unless it falls eight
-batches behind. Small files hash inline (a thread per file would cost more than it saves).
+The network's pieces (up to 1 MiB, `client.READ_SIZE`) are gathered into blocks of at least 1 MiB, each
+written with one system call and handed to the md5 whole: hashing is the most expensive step (about
+1.5 CPU s per GiB) and releases the GIL, and one call per block rather than per piece keeps the threads
+from handing the GIL back and forth thousands of times per GiB. For a large file the md5 runs on its own
+thread, so it overlaps receiving and writing the next block instead of following them; the network thread
+waits for it only when it falls eight blocks behind. Small files hash inline (a thread per file would cost
+more than it saves).
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ def copy_body(
                 if batched >= BATCH:
                     if stop.is_set():
                         raise Stopped
+                    batch = [b"".join(batch)]
                     _write_all(fd, batch)
                     hash_batch(batch)
                     received += batched
