@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from seqshare.download.body import Stopped, copy_body
-from seqshare.download.errors import BadAnswer, DownloadError, from_os_error, from_response, from_transport
+from seqshare.download.errors import BadAnswer, from_os_error, from_response, from_transport
 from seqshare.download.plan import Job
 from seqshare.errors import one_line
 
@@ -364,4 +364,4 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["DownloadError", "Outcome", "Status", "Stopped", "fetch", "hash_from"]
+__all__ = ["Outcome", "Status", "Stopped", "fetch", "hash_from"]
