@@ -100,3 +100,25 @@ def test_the_fast_entry_point_answers_usage_errors_as_the_admin_cli_does(
     assert "Missing argument 'POOL_OR_PROJECT'" in capsys.readouterr().err
     assert run_alone(["--help"]) == 0
     assert "Exit codes: 0 all files present and verified" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_runner_keeps_the_jobs_order_and_raises_a_bug_from_a_thread(tmp_path: Path) -> None:
+    import threading
+
+    from seqshare.download.fetch import Outcome, Status
+    from seqshare.download.plan import make_plan, parse_listing
+    from seqshare.download.runner import _on_threads
+
+    entries = [
+        {"run_id": "R", "pool": "P", "path": f"R/P/f{i}", "size": 1, "md5": None, "url": f"/u/{i}"}
+        for i in range(9)
+    ]
+    jobs = make_plan(parse_listing({"project": "X", "files": entries}), tmp_path, None, "P")
+    done = _on_threads(lambda job: Outcome(job, Status.DONE), jobs, 4, threading.Event())
+    assert [o.job for o in done] == jobs
+
+    def buggy(job: object) -> Outcome:
+        raise ZeroDivisionError("a bug")
+
+    with pytest.raises(ZeroDivisionError):
+        _on_threads(buggy, jobs, 3, threading.Event())

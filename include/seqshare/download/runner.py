@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -85,15 +84,10 @@ def run_jobs(
         events.finished(outcome)
         return outcome
 
-    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="seqshare-download")
-    futures = [pool.submit(one, job) for job in jobs]
     try:
-        outcomes = [f.result() for f in futures]
+        outcomes = _on_threads(one, jobs, parallel, stop)
     except KeyboardInterrupt:
-        stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
         raise Interrupted("interrupted: partial files stay; run the same command again to resume") from None
-    pool.shutdown(wait=True)
     summary = Summary(outcomes=outcomes)
     counts = summary.counts()
     if fatal:
@@ -101,6 +95,53 @@ def run_jobs(
     elif counts[Status.FAILED] or counts[Status.CHANGED]:
         summary.exit = Exit.FILES_FAILED
     return summary
+
+
+def _on_threads(
+    work: Callable[[Job], Outcome], jobs: list[Job], parallel: int, stop: threading.Event
+) -> list[Outcome]:
+    """`work` over `jobs` on `parallel` daemon threads; the outcomes in the jobs' order. Daemon threads, so
+    Ctrl-C ends the command at once: a thread that is between blocks stops (`stop`), and one still waiting
+    for the server's first byte is simply left to the process's exit (its partial is safe as it stands:
+    the ETag is written before the first byte, and a name is only ever given by a rename). A bug in a
+    thread is raised here."""
+    outcomes: list[Outcome | None] = [None] * len(jobs)
+    failures: list[BaseException] = []
+    queue = iter(enumerate(jobs))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while not failures:
+            with lock:
+                item = next(queue, None)
+            if item is None:
+                return
+            index, job = item
+            try:
+                outcomes[index] = work(job)
+            except BaseException as exc:  # not a DownloadError (`work` maps those): a bug
+                failures.append(exc)
+                stop.set()
+
+    threads = [
+        threading.Thread(target=worker, name=f"seqshare-download-{n}", daemon=True)
+        for n in range(min(parallel, len(jobs)))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=2)  # most stop within a block; the rest are left to exit
+        raise
+    if failures:
+        raise failures[0]
+    return [
+        o if o is not None else Outcome(j, Status.NOT_STARTED) for o, j in zip(outcomes, jobs, strict=True)
+    ]
 
 
 def _recheck(
