@@ -35,6 +35,7 @@ class Server:
         self.md5_header: str | None = None  # a wrong md5, to provoke a mismatch
         self.hidden = False
         self.answer: tuple[int, str] | None = None  # (status, detail) for every request
+        self.head_md5 = True  # False: a HEAD has no md5 until a GET made the server compute it
 
     def replace(self, data: bytes) -> None:
         self.data, self.version = data, self.version + 1
@@ -54,7 +55,7 @@ class Server:
         start, status = 0, 200
         asked = request.headers.get("range")
         if asked and not self.ignore_range:
-            start, status = int(asked.removeprefix("bytes=").rstrip("-")), 206
+            start, status = int(asked.removeprefix("bytes=").split("-")[0]), 206
             if start >= len(self.data):
                 return httpx.Response(416, json={"detail": "range not satisfiable"})
         headers = {
@@ -63,6 +64,8 @@ class Server:
             "Content-Length": str(len(self.data) - start),
             "Accept-Ranges": "bytes",
         }
+        if request.method == "HEAD" and not self.head_md5:
+            del headers["X-Seqshare-MD5"]
         if status == 206:
             headers["Content-Range"] = f"bytes {start}-{len(self.data) - 1}/{len(self.data)}"
         body = b"" if request.method == "HEAD" else self.data[start:]
@@ -295,3 +298,16 @@ def test_a_server_error_for_one_file_fails_that_file_only_and_a_409_is_a_change(
     server.answer = (409, "file changed on the server: S1.fastq.gz was written to while read")
     changed = run(server, job(tmp_path, server))
     assert changed.status is Status.CHANGED and "while the server computed its md5" in (changed.message or "")
+
+
+def test_a_file_here_is_checked_by_a_one_byte_get_when_a_head_has_no_md5_yet(tmp_path: Path) -> None:
+    server = Server()
+    server.head_md5 = False
+    j = job(tmp_path, server)
+    j.final.parent.mkdir(parents=True)
+    j.final.write_bytes(DATA)
+    assert run(server, j).status is Status.SKIPPED
+    assert [(r.method, r.headers.get("range")) for r in server.requests] == [
+        ("HEAD", None),
+        ("GET", "bytes=0-0"),
+    ]

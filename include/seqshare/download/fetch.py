@@ -135,12 +135,21 @@ def _already_here(client: httpx.Client, job: Job) -> Outcome | None:
 
 
 def _server_md5(client: httpx.Client, job: Job) -> str:
+    """The server's md5 of the file when the listing had none yet: a HEAD gives it once the server knows
+    it; otherwise a one-byte GET, which makes the server compute it (before its first byte)."""
     response = _request(client, "HEAD", job, {})
     if response.status_code == 409:
         raise _Changed("while the server computed its md5")
     if response.status_code != 200:
         raise from_response(response, job.shown)
-    return _md5_header(response)
+    if response.headers.get("x-seqshare-md5"):
+        return _md5_header(response)
+    with _stream(client, job, {"Range": "bytes=0-0"}) as response:  # the body (one byte) is never read
+        if response.status_code == 409:
+            raise _Changed("while the server computed its md5")
+        if response.status_code not in (200, 206):
+            raise from_response(response, job.shown)
+        return _md5_header(response)
 
 
 def _transfer(
