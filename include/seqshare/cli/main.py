@@ -12,7 +12,7 @@ import sys
 import typer
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from seqshare.cli import audit, db, lims, purge, runs, serve, share, token
+from seqshare.cli import audit, db, download, lims, purge, runs, serve, share, token
 from seqshare.db.engine import lost_race
 from seqshare.errors import SeqshareError, one_line
 
@@ -27,6 +27,7 @@ app.add_typer(runs.app, name="run")
 app.command("purge")(purge.purge)
 app.add_typer(token.app, name="token")
 app.command("serve")(serve.serve)
+app.command("download", help=download.HELP)(download.download)
 
 
 def main(argv: list[str] | None = None) -> int:
