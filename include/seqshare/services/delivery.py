@@ -210,7 +210,7 @@ def deliver_group(
         sessions, run_id=plan.run_id, group=group, holder=holder, now=clock(), takes_over=takes_over
     )
     keeper = leases.LeaseKeeper(
-        sessions, run_id=plan.run_id, group=group, holder=holder, clock=clock, every=renew_every
+        sessions, run_id=plan.run_id, group=group, holder=holder, clock=clock, every=renew_every, log=log
     )
     try:
         with sessions.begin() as s:

@@ -143,8 +143,9 @@ class LeaseKeeper:
         holder: str,
         clock: Callable[[], datetime],
         every: timedelta = LEASE_RENEW_EVERY,
+        log: Callable[[str], None] = print,
     ) -> None:
-        self._sessions, self._every, self.clock = sessions, every, clock
+        self._sessions, self._every, self.clock, self._log = sessions, every, clock, log
         self._key = {"run_id": run_id, "group": group, "holder": holder}
         self._lost: LeaseLost | None = None
         self._done = threading.Event()
@@ -162,7 +163,8 @@ class LeaseKeeper:
         while not self._done.wait(self._every.total_seconds()):
             try:
                 self.renew()
-            except LeaseLost:
+            except LeaseLost as lost:
+                self._log(f"{lost}: stopping the transfers")
                 return
             except Exception as exc:  # the database away for a while: renew later, fence at the next write
                 log.warning("could not renew the delivery lease: %s: %s", type(exc).__name__, exc)
