@@ -174,9 +174,9 @@ def test_a_paused_try_taken_over_by_its_retry_records_nothing_and_renames_nothin
     second.resume.set()
     report = try2.join()
 
+    assert try1.renamed == []  # never a final name: not try 2's partial, not even its own complete upload
     assert isinstance(lost, leases.LeaseLost), lost
     assert "lost its lease" in str(lost) and "records nothing more" in str(lost)
-    assert try1.renamed == []  # never a final name, not even its own complete upload
     assert isinstance(report, GroupReport), report
     files = plan.group(GROUP).files
     assert report.sent == len(files)
