@@ -67,12 +67,13 @@ class _Writer:
 
 
 class Watched(LocalRemote):
-    """The FTP root of one delivery's connections: renames into final names are noted; a `Paused` holds
-    the first data file's upload."""
+    """The FTP root of one delivery's connections: renames are noted; a `Paused` holds the first data
+    file's upload, its first rename into a final name, or its first read of a file already there."""
 
-    def __init__(self, root: Path, renamed: list[str], paused: Paused | None) -> None:
+    def __init__(self, root: Path, renamed: list[str], paused: Paused | None, **hooks: Paused | None) -> None:
         super().__init__(root)
         self._renamed, self._paused = renamed, paused
+        self._after_rename, self._reading = hooks.get("after_rename"), hooks.get("reading")
 
     def open_write(self, path: str) -> BinaryIO:
         out = super().open_write(path)
@@ -80,9 +81,16 @@ class Watched(LocalRemote):
             return _Writer(out, self._paused.close_hook)  # type: ignore[return-value]
         return out
 
+    def open_read(self, path: str) -> BinaryIO:  # a file already there, compared before it is recorded
+        if self._reading is not None:
+            self._reading.close_hook()
+        return super().open_read(path)
+
     def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
         super().rename(src, dst, replace=replace)
         self._renamed.append(dst)
+        if self._after_rename is not None and dst.endswith(".fastq.gz"):
+            self._after_rename.close_hook()
 
 
 class Try:
@@ -96,6 +104,8 @@ class Try:
         ftp: Path,
         *,
         paused: Paused | None = None,
+        after_rename: Paused | None = None,
+        reading: Paused | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         renew_every: timedelta = leases.LEASE_RENEW_EVERY,
     ) -> None:
@@ -104,7 +114,7 @@ class Try:
         self.lines: list[str] = []
         self.outcome: GroupReport | BaseException | None = None
         self._kwargs: dict[str, Any] = {
-            "connect": lambda: Watched(ftp, self.renamed, paused),
+            "connect": lambda: Watched(ftp, self.renamed, paused, after_rename=after_rename, reading=reading),
             "sessions": sessions,
             "delivered_at": self.delivered_at,
             "parallel": 1,
@@ -238,3 +248,29 @@ def test_a_live_try_that_keeps_renewing_is_not_taken_over_by_its_retry(sessions,
     assert isinstance(report, GroupReport), report
     assert report.sent == len(plan.group(GROUP).files)
     assert {r.delivered_at for r in ledger_rows(sessions)} == {try1.delivered_at}
+
+
+def test_a_try_taken_over_between_its_rename_and_its_ledger_row_records_nothing(sessions, world) -> None:
+    plan, run_folder, ftp = world
+    first, second = Paused(), Paused()
+    try1 = Try(1, plan, sessions, ftp, after_rename=first).start()
+    assert first.reached.wait(WAIT_S)  # its first file has its final name; its ledger row is next
+    try:
+        later = lambda: datetime.now(UTC) + timedelta(hours=1)  # noqa: E731
+        try2 = Try(2, plan, sessions, ftp, reading=second, clock=later).start()
+        assert second.reached.wait(WAIT_S)  # try 2 holds the lease, compares that file, records it next
+    finally:
+        first.resume.set()
+    lost = try1.join()
+    second.resume.set()
+    report = try2.join()
+
+    assert isinstance(lost, leases.LeaseLost), lost  # fenced at its ledger write
+    assert len(try1.renamed) == 1  # its first file, before the takeover
+    assert isinstance(report, GroupReport), report
+    assert report.skipped == 1  # try 2 compared that file's bytes with the source, then recorded it
+    rows = ledger_rows(sessions)
+    assert sorted(r.remote_path for r in rows) == sorted(f.remote_path for f in plan.group(GROUP).files)
+    assert {r.delivered_at for r in rows} == {try2.delivered_at}  # not one row of try 1's
+    for f in plan.group(GROUP).files:
+        assert (ftp / f.remote_path).read_bytes() == (run_folder / f.source).read_bytes(), f.remote_path

@@ -98,7 +98,10 @@ def acquire_lease(
             .values(holder=holder, acquired_at=now)
         ).rowcount
     if taken != 1:
-        raise DeliveryBusy(f"run {run_id} to {group}: another delivery took over the stale lease first")
+        raise DeliveryBusy(
+            f"run {run_id} to {group}: the lease was renewed or taken over meanwhile; this delivery waits "
+            "its turn"
+        )
 
 
 def hold_lease(session: Session, *, run_id: str, group: str, holder: str, now: datetime) -> None:
