@@ -68,12 +68,14 @@ class _Writer:
 
 class Watched(LocalRemote):
     """The FTP root of one delivery's connections: renames are noted; a `Paused` holds the first data
-    file's upload, its first rename into a final name, or its first read of a file already there."""
+    file's upload, its first rename into a final name (before or after it), or its first read of a file
+    already there."""
 
     def __init__(self, root: Path, renamed: list[str], paused: Paused | None, **hooks: Paused | None) -> None:
         super().__init__(root)
         self._renamed, self._paused = renamed, paused
         self._after_rename, self._reading = hooks.get("after_rename"), hooks.get("reading")
+        self._renaming = hooks.get("renaming")
 
     def open_write(self, path: str) -> BinaryIO:
         out = super().open_write(path)
@@ -87,6 +89,8 @@ class Watched(LocalRemote):
         return super().open_read(path)
 
     def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
+        if self._renaming is not None and dst.endswith(".fastq.gz"):
+            self._renaming.close_hook()
         super().rename(src, dst, replace=replace)
         self._renamed.append(dst)
         if self._after_rename is not None and dst.endswith(".fastq.gz"):
@@ -106,6 +110,7 @@ class Try:
         paused: Paused | None = None,
         after_rename: Paused | None = None,
         reading: Paused | None = None,
+        renaming: Paused | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         renew_every: timedelta = leases.LEASE_RENEW_EVERY,
     ) -> None:
@@ -114,7 +119,9 @@ class Try:
         self.lines: list[str] = []
         self.outcome: GroupReport | BaseException | None = None
         self._kwargs: dict[str, Any] = {
-            "connect": lambda: Watched(ftp, self.renamed, paused, after_rename=after_rename, reading=reading),
+            "connect": lambda: Watched(
+                ftp, self.renamed, paused, after_rename=after_rename, reading=reading, renaming=renaming
+            ),
             "sessions": sessions,
             "delivered_at": self.delivered_at,
             "parallel": 1,
@@ -272,5 +279,32 @@ def test_a_try_taken_over_between_its_rename_and_its_ledger_row_records_nothing(
     rows = ledger_rows(sessions)
     assert sorted(r.remote_path for r in rows) == sorted(f.remote_path for f in plan.group(GROUP).files)
     assert {r.delivered_at for r in rows} == {try2.delivered_at}  # not one row of try 1's
+    for f in plan.group(GROUP).files:
+        assert (ftp / f.remote_path).read_bytes() == (run_folder / f.source).read_bytes(), f.remote_path
+
+
+def test_a_try_that_stalls_between_its_last_check_and_its_rename_never_renames_the_retry_s_partial(
+    sessions, world
+) -> None:
+    plan, run_folder, ftp = world
+    first, second = Paused(), Paused()
+    try1 = Try(1, plan, sessions, ftp, renaming=first).start()
+    assert first.reached.wait(WAIT_S)  # its lease was checked a moment ago; the rename is next
+    try:
+        later = lambda: datetime.now(UTC) + timedelta(hours=1)  # noqa: E731
+        try2 = Try(2, plan, sessions, ftp, paused=second, clock=later).start()
+        assert second.reached.wait(WAIT_S)  # try 2's partial of the same file is written, not renamed
+    finally:
+        first.resume.set()
+    lost = try1.join()
+    second.resume.set()
+    report = try2.join()
+
+    assert try1.renamed == []  # its own partial was removed by try 2; try 2's is not its to rename
+    assert isinstance(lost, leases.LeaseLost), lost  # at its next file
+    assert isinstance(report, GroupReport), report
+    assert report.sent == len(plan.group(GROUP).files)
+    rows = ledger_rows(sessions)
+    assert {r.delivered_at for r in rows} == {try2.delivered_at}
     for f in plan.group(GROUP).files:
         assert (ftp / f.remote_path).read_bytes() == (run_folder / f.source).read_bytes(), f.remote_path
