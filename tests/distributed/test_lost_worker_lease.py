@@ -1,9 +1,11 @@
-"""A retry of a delivery task takes over the lease its lost earlier try left; nobody else does (both
-backends). The lost worker itself, end to end: tests/distributed/test_celery.py."""
+"""A retry of a delivery task takes over the lease its lost earlier try left once that lease went
+unrenewed for LEASE_TAKEOVER_AFTER; nobody else does (both backends, the clock injected). Two live tries
+with real files: tests/integration/test_lease_takeover.py. The lost worker itself, end to end:
+tests/distributed/test_celery.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -11,10 +13,14 @@ from sqlalchemy import select
 from seqshare.db.models import DeliveryLease
 from seqshare.runfolder import read_run_folder
 from seqshare.services import leases, runs
+from seqshare.services.leases import LEASE_RENEW_EVERY, LEASE_STALE_AFTER, LEASE_TAKEOVER_AFTER
 from seqshare.tasks.distribute import task_instance_holder
 from tests.runs import POOLS, RUN_ID, build_run, load_scenario
 
 NOW = datetime(2026, 3, 5, 12, 0, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
+MINE = task_instance_holder("distribute_run", "run__X", "deliver", 1)
+TRY1, TRY2 = f"{MINE}1 on w1:7", f"{MINE}2 on w2:9"
 
 
 @pytest.fixture
@@ -31,15 +37,35 @@ def holder_of(sessions) -> str:
         return s.scalars(select(DeliveryLease.holder)).one()
 
 
-def test_a_retry_of_the_same_task_instance_takes_over_its_lost_try_s_lease(registered) -> None:
-    mine = task_instance_holder("distribute_run", "run__X", "deliver", 1)
-    leases.acquire_lease(registered, run_id=RUN_ID, group="Ext Co", holder=f"{mine}1 on w1:7", now=NOW)
+def retry(sessions, now: datetime) -> None:
+    leases.acquire_lease(sessions, run_id=RUN_ID, group="Ext Co", holder=TRY2, now=now, takes_over=MINE)
 
-    leases.acquire_lease(
-        registered, run_id=RUN_ID, group="Ext Co", holder=f"{mine}2 on w2:9", now=NOW, takes_over=mine
-    )
 
-    assert holder_of(registered) == f"{mine}2 on w2:9"
+def renew(sessions, holder: str, now: datetime) -> None:
+    with sessions.begin() as s:
+        leases.hold_lease(s, run_id=RUN_ID, group="Ext Co", holder=holder, now=now)
+
+
+def test_a_retry_takes_over_its_earlier_try_s_lease_once_it_went_unrenewed(registered) -> None:
+    leases.acquire_lease(registered, run_id=RUN_ID, group="Ext Co", holder=TRY1, now=NOW)
+
+    retry(registered, NOW + LEASE_TAKEOVER_AFTER)
+
+    assert holder_of(registered) == TRY2
+    with pytest.raises(leases.LeaseLost, match=r"lost its lease \(distribute_run/.* try 2 on w2:9 holds it"):
+        renew(registered, TRY1, NOW + LEASE_TAKEOVER_AFTER + SECOND)  # try 1 wakes up: it is fenced out
+    assert holder_of(registered) == TRY2
+
+
+def test_a_retry_waits_while_its_earlier_try_still_renews_the_lease(registered) -> None:
+    leases.acquire_lease(registered, run_id=RUN_ID, group="Ext Co", holder=TRY1, now=NOW)
+    renewed = NOW + timedelta(hours=1)  # a long delivery, alive: its supervisor died, not the task
+    renew(registered, TRY1, renewed)
+
+    with pytest.raises(leases.DeliveryBusy, match=r"by distribute_run/run__X/deliver\[1\] try 1 on w1:7"):
+        retry(registered, renewed + LEASE_TAKEOVER_AFTER - SECOND)
+    assert holder_of(registered) == TRY1
+    assert LEASE_TAKEOVER_AFTER >= 3 * LEASE_RENEW_EVERY  # a renewal or two may be late without a takeover
 
 
 @pytest.mark.parametrize(
@@ -51,15 +77,19 @@ def test_a_retry_of_the_same_task_instance_takes_over_its_lost_try_s_lease(regis
     ids=["another map index", "another DAG run"],
 )
 def test_any_other_delivery_still_waits_for_the_lease(registered, other) -> None:
-    mine = task_instance_holder("distribute_run", "run__X", "deliver", 1)
     theirs = task_instance_holder(*other)
-    leases.acquire_lease(registered, run_id=RUN_ID, group="Ext Co", holder=f"{mine}1 on w1:7", now=NOW)
+    leases.acquire_lease(registered, run_id=RUN_ID, group="Ext Co", holder=TRY1, now=NOW)
 
     with pytest.raises(leases.DeliveryBusy, match=r"being delivered to Ext Co by distribute_run/run__X/"):
         leases.acquire_lease(
-            registered, run_id=RUN_ID, group="Ext Co", holder=f"{theirs}1 on w2:9", now=NOW, takes_over=theirs
+            registered,
+            run_id=RUN_ID,
+            group="Ext Co",
+            holder=f"{theirs}1 on w2:9",
+            now=NOW + LEASE_STALE_AFTER - SECOND,  # long unrenewed, but not 13 h
+            takes_over=theirs,
         )
-    assert holder_of(registered) == f"{mine}1 on w1:7"
+    assert holder_of(registered) == TRY1
 
 
 def test_a_long_dag_run_id_still_names_one_task_instance_within_the_holder_s_200_characters() -> None:

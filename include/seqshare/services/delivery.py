@@ -6,13 +6,15 @@ delivery resumes where it stopped: files already delivered and verified are skip
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import socket
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,7 +32,10 @@ from seqshare.errors import InvalidInput
 from seqshare.services import leases, lookup
 from seqshare.services import ledger as ledger_service
 from seqshare.transfer import CopyResult, Remote
+from seqshare.transfer.paths import split_parent
 from seqshare.transfer.send import FileToSend, put_text, send_files
+
+_TAG = re.compile(r"[0-9a-f]{8}")
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,44 @@ def files_to_send(plan: DeliveryPlan, group: str, delivered: dict[str, str]) -> 
     return out
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stale_partial(name: str, planned: set[str], tag: str) -> bool:
+    """`.<planned name>.partial` (older releases) or `.<planned name>.<tag>.partial` of another writer."""
+    if not (name.startswith(".") and name.endswith(".partial")):
+        return False
+    middle = name[1 : -len(".partial")]
+    base, _, other = middle.rpartition(".")
+    return middle in planned or (base in planned and other != tag and _TAG.fullmatch(other) is not None)
+
+
+def remove_stale_partials(remote: Remote, plan: DeliveryPlan, gp: GroupPlan, tag: str) -> list[str]:
+    """Remove the partials other writers left beside this group's files, manifests and README (a lost or
+    fenced-out earlier try: their names carry its tag). Called once the lease is held, so their writer
+    can no longer rename them (ADR 8). Returns the paths removed."""
+    run_dir = gp.run_dir(plan.run_id)
+    names: dict[str, set[str]] = {run_dir: {README}}
+    for pool in gp.pools:
+        names.setdefault(f"{run_dir}/{pool}", set()).add(MANIFEST)
+    for f in gp.files:
+        parent, name = split_parent(f.remote_path)
+        names.setdefault(parent, set()).add(name)
+    dirs = sorted(names)
+    present = [d for d, e in zip(dirs, remote.stat_many(dirs), strict=True) if e is not None and e.is_dir]
+    stale = [
+        e.path
+        for d, entries in zip(present, remote.list_many(present), strict=True)
+        for e in entries
+        if e.is_file and _stale_partial(e.name, names[d], tag)
+    ]
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            remote.remove(path)
+    return stale
+
+
 def deliver_group(
     plan: DeliveryPlan,
     group: str,
@@ -143,6 +186,8 @@ def deliver_group(
     log: Callable[[str], None] = print,
     holder: str | None = None,
     takes_over: str | None = None,
+    clock: Callable[[], datetime] = _utcnow,
+    renew_every: timedelta = leases.LEASE_RENEW_EVERY,
 ) -> GroupReport:
     """Send the group's files, record each in the ledger, then write manifests and the README.
 
@@ -152,12 +197,20 @@ def deliver_group(
     shared lock: a LIMS import that moves the directory locks that row and refuses while a lease exists,
     so either the import sees this lease, or this delivery waits for the import and sees the new directory.
     `holder` prefixes the lease's holder (who is delivering, for ops); `takes_over`: see acquire_lease.
+
+    The lease is renewed every `renew_every` and at every ledger write, which also checks it is still
+    held; a delivery that lost it stops with LeaseLost, recording nothing more (ADR 8). Its partials carry
+    a tag of its own, so it never renames another writer's bytes; `clock` gives the lease's times (tests).
     """
     started = time.monotonic()
     gp = plan.group(group)
-    holder = f"{holder or ''}{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    tag = uuid.uuid4().hex[:8]
+    holder = f"{holder or ''}{socket.gethostname()}:{os.getpid()}:{tag}"
     leases.acquire_lease(
-        sessions, run_id=plan.run_id, group=group, holder=holder, now=datetime.now(UTC), takes_over=takes_over
+        sessions, run_id=plan.run_id, group=group, holder=holder, now=clock(), takes_over=takes_over
+    )
+    keeper = leases.LeaseKeeper(
+        sessions, run_id=plan.run_id, group=group, holder=holder, clock=clock, every=renew_every, log=log
     )
     try:
         with sessions.begin() as s:
@@ -167,15 +220,18 @@ def deliver_group(
                 f"{group}: its FTP directory is now {current_dir!r}, the frozen plan says "
                 f"{gp.ftp_dir!r}; nothing is sent (it could be another group's directory now)"
             )
-        report = _send(
-            plan,
-            gp,
-            connect=connect,
-            sessions=sessions,
-            delivered_at=delivered_at,
-            parallel=parallel,
-            log=log,
-        )
+        with keeper:
+            report = _send(
+                plan,
+                gp,
+                connect=connect,
+                sessions=sessions,
+                delivered_at=delivered_at,
+                parallel=parallel,
+                log=log,
+                keeper=keeper,
+                tag=tag,
+            )
     finally:
         leases.release_lease(sessions, run_id=plan.run_id, group=group, holder=holder)
     return replace(report, seconds=time.monotonic() - started)
@@ -190,6 +246,8 @@ def _send(
     delivered_at: datetime,
     parallel: int,
     log: Callable[[str], None],
+    keeper: leases.LeaseKeeper,
+    tag: str,
 ) -> GroupReport:
     group = gp.group
     with sessions.begin() as s:
@@ -200,6 +258,7 @@ def _send(
 
     def on_sent(f: FileToSend, result: CopyResult) -> None:
         with sessions.begin() as s:
+            keeper.hold(s)  # fencing: no row unless this delivery still holds the lease
             ledger_service.record_delivery(
                 s,
                 run_id=plan.run_id,
@@ -218,9 +277,26 @@ def _send(
             log(f"sent {f.remote_path} ({result.size:,} bytes, md5 {result.md5})")
 
     log(f"{group}: {len(todo)} files for {gp.run_dir(plan.run_id)}/ ({len(delivered)} already in the ledger)")
-    send_files(todo, connect, parallel=parallel, mtime=delivered_at, on_sent=on_sent)
+    remote = connect()
+    try:
+        stale = remove_stale_partials(remote, plan, gp, tag)
+    finally:
+        remote.close()
+    if stale:
+        log(f"removed {len(stale)} partial files an earlier delivery left: {', '.join(stale)}")
+    send_files(
+        todo,
+        connect,
+        parallel=parallel,
+        mtime=delivered_at,
+        on_sent=on_sent,
+        partial_tag=tag,
+        interrupt=keeper.check,
+        before_rename=keeper.renew,
+    )
 
     with sessions.begin() as s:
+        keeper.hold(s)
         ledger = {row.remote_path: row for row in ledger_service.ledger(s, plan.run_id) if row.group == group}
         ttl = ledger_service.group_ttl(s, group)
     remote = connect()
@@ -230,13 +306,22 @@ def _send(
             manifest = manifest_text(
                 pool_files, {f.remote_path: ledger[f.remote_path].md5 for f in pool_files}
             )
-            put_text(remote, f"{gp.run_dir(plan.run_id)}/{pool}/{MANIFEST}", manifest, mtime=delivered_at)
+            keeper.check()
+            put_text(
+                remote,
+                f"{gp.run_dir(plan.run_id)}/{pool}/{MANIFEST}",
+                manifest,
+                mtime=delivered_at,
+                partial_tag=tag,
+            )
         first = min((row.delivered_at for row in ledger.values()), default=delivered_at)
+        keeper.check()
         put_text(
             remote,
             f"{gp.run_dir(plan.run_id)}/{README}",
             readme_text(plan, gp, first, first + ttl),
             mtime=delivered_at,
+            partial_tag=tag,
         )
     finally:
         remote.close()

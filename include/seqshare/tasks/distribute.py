@@ -106,8 +106,9 @@ def deliver(
     """Deliver one group's files of the run, per the frozen plan.
 
     `task_instance` (from `task_instance_holder`) names the Airflow task instance delivering: a lease
-    left by an earlier try of it (its worker was lost mid-transfer) is taken over by this try, so a
-    retry on another worker resumes at once instead of waiting for the lease to go stale.
+    left by an earlier try of it (its worker was lost mid-transfer) is taken over by this try once it
+    went unrenewed for LEASE_TAKEOVER_AFTER, so a retry on another worker resumes at once instead of
+    waiting for the lease to go stale; an earlier try still alive keeps renewing it (ADR 8).
     """
     quiet_ssh_logs()
     parallel = parallel_connections()

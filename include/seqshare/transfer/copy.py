@@ -1,14 +1,15 @@
 """`copy_file`: one local file to one remote path, checked and atomic (rclone's operations.Copy, reduced).
 
-The bytes go to `.<name>.partial` beside the destination, are hashed (md5) in the same single read pass,
-the remote size is compared with the local one, the delivery time is set as mtime, and only then is the
-partial renamed into place (a rename that never replaces). The final name is therefore never visible
-while incomplete. Nor does a source that changed while it was read (`seqshare.transfer.source`: its size,
-mtime, ctime or inode before the first read and after the last): the partial is discarded and
-`SourceChangedWhileRead` raised, which is retryable. Any failure removes the partial when the connection
-still allows it; a leftover partial from an earlier run is removed and the upload restarted from scratch
-(no resume: a resumed file would need the earlier bytes re-read to hash them, which costs as much as
-sending them again over loopback/LAN).
+The bytes go to `.<name>.partial` beside the destination (`.<name>.<tag>.partial` for a writer with a
+tag: one name per writer, so a writer only ever renames bytes it wrote itself, ADR 8), are hashed (md5)
+in the same single read pass, the remote size is compared with the local one, the delivery time is set as
+mtime, and only then is the partial renamed into place (a rename that never replaces). The final name is
+therefore never visible while incomplete. Nor does a source that changed while it was read
+(`seqshare.transfer.source`: its size, mtime, ctime or inode before the first read and after the last):
+the partial is discarded and `SourceChangedWhileRead` raised, which is retryable. Any failure removes the
+partial when the connection still allows it; a leftover partial from an earlier run is removed and the
+upload restarted from scratch (no resume: a resumed file would need the earlier bytes re-read to hash
+them, which costs as much as sending them again over loopback/LAN).
 """
 
 from __future__ import annotations
@@ -47,9 +48,10 @@ class CopyResult:
     seconds: float = 0.0
 
 
-def partial_path(remote_path: str) -> str:
+def partial_path(remote_path: str, tag: str | None = None) -> str:
+    """The temporary name of an upload to `remote_path`; `tag` makes it one writer's own."""
     parent, name = split_parent(remote_path)
-    partial = f".{name}.partial"
+    partial = f".{name}.{tag}.partial" if tag else f".{name}.partial"
     return f"{parent}/{partial}" if parent else partial
 
 
@@ -159,6 +161,8 @@ def copy_file(
     chunk_size: int = CHUNK_SIZE,
     progress: Callable[[int], None] | None = None,
     helpers: Sequence[Remote] = (),
+    partial_tag: str | None = None,
+    before_rename: Callable[[], None] | None = None,
 ) -> CopyResult:
     """Copy `local_path` to `remote_path` on `remote`; see the module docstring for the steps.
 
@@ -175,6 +179,9 @@ def copy_file(
       their offsets into the one partial (paramiko encrypts at about one core per connection, and one
       connection waits on the server's window; see bench/README.md). The checks before the rename are the
       same.
+    - `partial_tag`: the writer's own partial name (`partial_path`); `before_rename()` is called right
+      before the rename into the final name, after every check: raising there (a delivery that lost its
+      lease) discards the partial and leaves the final name alone.
     A source that changed while it was read (here or while compared with a same-size file not in the
     ledger) raises `SourceChangedWhileRead`, retryable, and leaves nothing on the remote.
     Dry-run remotes (`remote.guard.dry_run`) only plan: the copy is recorded and nothing is written.
@@ -210,6 +217,8 @@ def copy_file(
             progress=progress,
             helpers=helpers,
             started=started,
+            partial_tag=partial_tag,
+            before_rename=before_rename,
         )
 
 
@@ -229,9 +238,11 @@ def _upload(
     progress: Callable[[int], None] | None,
     helpers: Sequence[Remote],
     started: float,
+    partial_tag: str | None = None,
+    before_rename: Callable[[], None] | None = None,
 ) -> CopyResult:
     """The upload proper: partial, one read and hash pass, the checks, then the rename."""
-    partial = partial_path(remote_path)
+    partial = partial_path(remote_path, partial_tag)
     parent, _ = split_parent(remote_path)
     remote.makedirs(parent)
     stale = remote.stat(partial)
@@ -263,6 +274,8 @@ def _upload(
             )
         if mtime is not None:
             remote.set_mtime(partial, mtime)
+        if before_rename is not None:
+            before_rename()
         try:
             remote.rename(partial, remote_path)
         except FileExistsError as exc:

@@ -19,6 +19,10 @@
   key file) stops the whole run at once: every file not yet sent is reported failed, none is tried.
 - `on_sent(file, result)` runs in the **calling** thread as each file completes (or is skipped), so the caller
   can record its ledger row per file and a crash mid-run resumes from what was recorded.
+- A caller that may lose the right to write (a delivery whose lease was taken over, ADR 8) passes
+  `interrupt` (cheap, called before each file and after each chunk) and `before_rename` (called right before
+  each rename into a final name), and a `partial_tag` naming its own partials. Whatever either raises stops
+  every worker at once (their partials removed, nothing retried) and is raised as it is.
 
 Memory stays flat: at most `parallel` files are in flight, each streamed in `copy_file`'s chunks.
 """
@@ -94,6 +98,29 @@ class _Fatal(Exception):
         self.cause = cause
 
 
+class _Stopped(Exception):
+    """The caller's `interrupt` or `before_rename` raised: stop every worker, raise the cause unchanged."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _stopping(hook: Callable[[], None] | None) -> Callable[[], None] | None:
+    """`hook` with whatever it raises wrapped in `_Stopped`, which neither `copy_file` nor `call_with_retry`
+    mistakes for a transfer error."""
+    if hook is None:
+        return None
+
+    def call() -> None:
+        try:
+            hook()
+        except Exception as exc:
+            raise _Stopped(exc) from exc
+
+    return call
+
+
 class _DirCache:
     """The worker's remote with `makedirs` remembered per connection (copy_file calls it for every file,
     which costs a stat per path component). Everything else is passed through."""
@@ -129,6 +156,9 @@ def send_files(
     compute_md5: bool = True,
     backoff_base: float = 1.0,
     split_min_size: int = SPLIT_MIN_SIZE,
+    partial_tag: str | None = None,
+    interrupt: Callable[[], None] | None = None,
+    before_rename: Callable[[], None] | None = None,
 ) -> list[CopyResult]:
     """Send `files` over `parallel` connections; returns one `CopyResult` per file, in the order given.
 
@@ -138,6 +168,7 @@ def send_files(
     `compute_md5=False` skips hashing (benchmarks; the results then carry no md5).
     `split_min_size`: files at least this large are split over all connections when they are fewer than
     the connections.
+    `partial_tag`, `interrupt`, `before_rename`: see the module docstring.
     Raises `SendFailed` (after every other file was tried) if any file failed.
     """
     if parallel < 1:
@@ -168,6 +199,9 @@ def send_files(
         queues.append(phase_queue)
     events: queue.SimpleQueue[tuple[str, int, Any]] = queue.SimpleQueue()
     stop = threading.Event()
+    check = _stopping(interrupt)
+    confirm = _stopping(before_rename)
+    progress = (lambda _sent: check()) if check is not None else None
 
     def worker(pending: queue.SimpleQueue[int], width: int) -> None:
         remote: Remote | None = None
@@ -228,6 +262,8 @@ def send_files(
                 file = files[index]
 
                 def attempt(file: FileToSend = file) -> CopyResult:
+                    if check is not None:
+                        check()
                     target = ensure_connected()
                     return copy_file(
                         file.local_path,
@@ -237,12 +273,19 @@ def send_files(
                         mtime=mtime,
                         compute_md5=compute_md5,
                         helpers=helpers,
+                        progress=progress,
+                        partial_tag=partial_tag,
+                        before_rename=confirm,
                     )
 
                 try:
                     result = call_with_retry(
                         attempt, attempts=attempts, base=backoff_base, sleep=sleep, on_retry=on_retry
                     )
+                except _Stopped as stopped:
+                    exit_error = stopped
+                    stop.set()
+                    return
                 except _Fatal as fatal:
                     pending.put(index)  # not tried: reported with the rest by the caller's thread
                     exit_error = fatal.cause
@@ -298,6 +341,9 @@ def send_files(
             for thread in threads:
                 thread.join()
 
+    stopped = next((e for e in exit_errors if isinstance(e, _Stopped)), None)
+    if stopped is not None:  # the caller withdrew the right to write: its own error, nothing else
+        raise stopped.cause
     # Files never tried: a fatal connection error (or every worker lost the server).
     reason = next((e for e in exit_errors if not is_retryable(e)), exit_errors[0] if exit_errors else None)
     for pending in queues:
@@ -316,11 +362,19 @@ def send_files(
     return [r for r in results if r is not None]
 
 
-def put_text(remote: Remote, remote_path: str, text: str, *, mtime: datetime | None = None) -> bool:
+def put_text(
+    remote: Remote,
+    remote_path: str,
+    text: str,
+    *,
+    mtime: datetime | None = None,
+    partial_tag: str | None = None,
+) -> bool:
     """Write a small generated file (checksum manifest, README) atomically: temporary name, then a rename
     that replaces. Returns False, writing nothing, when an identical file is already there.
 
     Only for seqshare's own generated files: this is the one place a delivered file may be replaced.
+    `partial_tag`: the writer's own temporary name (`partial_path`).
     """
     data = text.encode("utf-8")
     existing = remote.stat(remote_path)
@@ -332,7 +386,7 @@ def put_text(remote: Remote, remote_path: str, text: str, *, mtime: datetime | N
             return False
     parent, _ = split_parent(remote_path)
     remote.makedirs(parent)
-    partial = partial_path(remote_path)
+    partial = partial_path(remote_path, partial_tag)
     stale = remote.stat(partial)
     if stale is not None:
         if not stale.is_file:
