@@ -188,7 +188,7 @@ def test_a_group_being_delivered_to_keeps_its_directory(delivered, tmp_path) -> 
         tmp_path,
         _groups(**{"Ext Two": {"ftp_dir": "two"}}),
         rf"groups\[4\] \(Ext Two\)\.ftp_dir: cannot move .* while run {RUN_ID} is being delivered to it "
-        r"\(since 2026-03-02 12:00:00 UTC\)",
+        r"\(lease renewed 2026-03-02 12:00:00 UTC\)",
     )
 
 

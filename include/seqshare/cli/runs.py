@@ -90,7 +90,8 @@ def run_unlock(run_id: str, group: str) -> None:
     else:
         out.print(
             f"run {run_id} to {group}: removed the lease of {lease.holder} "
-            f"(taken {lease.acquired_at:%Y-%m-%d %H:%M:%S} UTC); clear the group's deliver task to resume"
+            f"(last renewed {lease.acquired_at:%Y-%m-%d %H:%M:%S} UTC); "
+            "clear the group's deliver task to resume"
         )
 
 

@@ -126,7 +126,7 @@ def _refuse_move_with_live_files(session: Session, where: str, g: GroupIn, row: 
     ).first()
     if lease is not None:
         raise InvalidInput(
-            f"{where}.{field}: {change} while run {lease.run_id} is being delivered to it (since "
+            f"{where}.{field}: {change} while run {lease.run_id} is being delivered to it (lease renewed "
             f"{_utc(lease.acquired_at)}); import again when the delivery has finished"
         )
 
