@@ -25,6 +25,7 @@ from seqshare import config
 from seqshare.db.engine import make_engine, make_sessions, transaction
 from seqshare.db.revision import HEAD_REVISION, database_revision
 from seqshare.errors import DatabaseNotReady, InvalidInput, NotFound, SeqshareError, SharingRefused
+from seqshare.services.files import PlanFiles
 from seqshare.web import api, files
 from seqshare.web.actors import DEFAULT_RESOLVERS, ActorResolver, Unauthenticated, sso_settings
 from seqshare.web.session import Sessions, lifetime_hours, secret_key
@@ -160,6 +161,7 @@ def create_app(
         openapi_url=None,
     )
     app.state.database = Database(database_url)
+    app.state.plan_files = PlanFiles()  # frozen plans' pool files, parsed once (per app: one database)
     app.state.resolvers = tuple(resolvers)
     app.state.clock = clock
     app.state.sso_header, app.state.sso_proxies = sso_settings(sso_header, sso_proxies)

@@ -73,7 +73,12 @@ def list_downloads(
     """Every file of the pool's (or the project's pools') samples on each run, as the run's frozen plan
     lists them; a pool or project the caller may not see answers 404 exactly like a missing one."""
     project, listed = files.listing(
-        request.app.state.database.sessions(), username=actor.username, target=target, now=at, run_id=run
+        request.app.state.database.sessions(),
+        username=actor.username,
+        target=target,
+        now=at,
+        run_id=run,
+        plans=request.app.state.plan_files,
     )
     return DownloadsOut(
         project=project,
@@ -274,7 +279,15 @@ async def get_file(
         f = None
         try:
             with sessions.begin() as s:
-                f = files.find_file(s, username=actor.username, run_id=run_id, pool=pool, name=name, now=at)
+                f = files.find_file(
+                    s,
+                    username=actor.username,
+                    run_id=run_id,
+                    pool=pool,
+                    name=name,
+                    now=at,
+                    plans=request.app.state.plan_files,
+                )
             handle = files.open_file(f)
         except NotFound:
             record(404, f)
