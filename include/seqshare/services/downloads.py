@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from seqshare.db.models import FileDownload
@@ -55,11 +55,43 @@ def record_request(
     at: datetime,
     done: bool = False,
 ) -> int:
-    """Record a file request (`done`: nothing more will be sent, e.g. refused); returns its id for
-    `finish_request`."""
+    """Record a file request in a transaction of its own (`record` says what is kept)."""
     with sessions.begin() as s:
-        who = access.caller(s, username)
-        row = FileDownload(
+        return record(
+            s,
+            access.caller(s, username),
+            run_id=run_id,
+            pool=pool,
+            name=name,
+            project=project,
+            method=method,
+            status=status,
+            range_start=range_start,
+            at=at,
+            done=done,
+        )
+
+
+def record(
+    session: Session,
+    who: access.Caller,
+    *,
+    run_id: str,
+    pool: str,
+    name: str,
+    project: str | None,
+    method: str,
+    status: int,
+    range_start: int | None,
+    at: datetime,
+    done: bool = False,
+) -> int:
+    """Record a file request in `session` (the transaction that judged it, so a request costs one; `done`:
+    nothing more will be sent, e.g. refused); returns its id for `finish_request`. One INSERT, no ORM
+    object: this runs on every file request."""
+    return session.execute(
+        insert(FileDownload)
+        .values(
             at=at,
             finished_at=at if done else None,
             username=who.username,
@@ -74,19 +106,20 @@ def record_request(
             bytes_sent=0,
             completed=False,
         )
-        s.add(row)
-        s.flush()
-        return row.id
+        .returning(FileDownload.id)
+    ).scalar_one()
 
 
 def finish_request(
     sessions: sessionmaker[Session], record_id: int, *, bytes_sent: int, completed: bool, at: datetime
 ) -> None:
-    """The bytes a streamed answer sent, and whether it sent all it promised."""
+    """The bytes a streamed answer sent, and whether it sent all it promised (one UPDATE)."""
     with sessions.begin() as s:
-        row = s.get(FileDownload, record_id)
-        if row is not None:
-            row.bytes_sent, row.completed, row.finished_at = bytes_sent, completed, at
+        s.execute(
+            update(FileDownload)
+            .where(FileDownload.id == record_id)
+            .values(bytes_sent=bytes_sent, completed=completed, finished_at=at)
+        )
 
 
 def download_records(

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from seqshare.db.models import Delivery, FileChecksum, Pool, Run, RunLane, RunSnapshot
+from seqshare.db.models import Delivery, FileChecksum, Pool, Project, Run, RunLane, RunSnapshot
 from seqshare.delivery.plan import DeliveryPlan, PlannedFile, SourceFile
 from seqshare.errors import InvalidInput, NotFound, SeqshareError, quote
 from seqshare.names import not_text
@@ -176,28 +176,37 @@ def _parse(plan_data: object) -> _FrozenFiles | None:
 
 def _files_of(
     session: Session,
-    pools: dict[int, Pool],
+    pools: dict[int, str],
     project: str,
     run_id: str | None,
     plans: PlanFiles | None = None,
 ) -> list[RunFile]:
-    """The files of `pools` on each run they were sequenced on (or on `run_id` only), by run and name. A
-    name held twice in a pool is served under neither (a frozen plan never has that; logged if one does)."""
-    query = select(RunLane.run_id, RunLane.pool_id).where(RunLane.pool_id.in_(list(pools))).distinct()
-    pairs = {(run, pool) for run, pool in session.execute(query)}
-    runs = {r.id: r for r in session.scalars(select(Run).where(Run.id.in_({r for r, _ in pairs})))}
+    """The files of `pools` (id -> name) on each run they were sequenced on (or on `run_id` only), by run
+    and name. A name held twice in a pool is served under neither (a frozen plan never has that; logged if
+    one does). Two queries (the runs, the frozen plans' keys): a file request pays them every time."""
+    query = (
+        select(RunLane.run_id, RunLane.pool_id, Run.run_id)
+        .join(Run, Run.id == RunLane.run_id)
+        .where(RunLane.pool_id.in_(list(pools)))
+        .distinct()
+    )
     if run_id is not None:
-        pairs = {(r, p) for r, p in pairs if runs[r].run_id == run_id}
-    frozen = (plans or PlanFiles()).frozen(session, {r for r, _ in pairs})
+        query = query.where(Run.run_id == run_id)
+    runs: dict[int, str] = {}
+    pairs: set[tuple[int, int]] = set()
+    for run_key, pool_id, run_name in session.execute(query):
+        runs[run_key] = run_name
+        pairs.add((run_key, pool_id))
+    frozen = (plans or PlanFiles()).frozen(session, set(runs))
     found: dict[tuple[str, str, str], RunFile | None] = {}
-    for run_key, pool_id in sorted(pairs, key=lambda rp: (runs[rp[0]].run_id, pools[rp[1]].name)):
+    for run_key, pool_id in sorted(pairs, key=lambda rp: (runs[rp[0]], pools[rp[1]])):
         plan = frozen.get(run_key)
         if plan is None:  # not frozen yet: its files are not known
             continue
-        pool = pools[pool_id].name
+        pool = pools[pool_id]
         for f in plan.by_pool.get(pool, ()):
             rf = RunFile(
-                run_id=runs[run_key].run_id,
+                run_id=runs[run_key],
                 run_key=run_key,
                 pool=pool,
                 pool_id=pool_id,
@@ -219,18 +228,21 @@ def _files_of(
 
 def _visible_pools(
     session: Session, who: access.Caller, target: str, now: datetime
-) -> tuple[str, dict[int, Pool]]:
-    """The project and pools `target` (a pool id, else a project name) names, if `who` may see them."""
+) -> tuple[str, dict[int, str]]:
+    """The project and pools (id -> name) `target` (a pool id, else a project name) names, if `who` may
+    see them."""
     if not_text(target):
         raise no_such_target(target)
-    pool = session.scalar(select(Pool).where(Pool.name == target))
-    name = pool.project.name if pool is not None else target
+    pool = session.execute(
+        select(Pool.id, Pool.name, Project.name).join(Project).where(Pool.name == target)
+    ).one_or_none()
+    name = pool[2] if pool is not None else target
     try:
         project = access.check(session, who, Action.VIEW_PROJECT, name, now)
     except NotFound:
         raise no_such_target(target) from None
-    pools = [pool] if pool is not None else project.pools
-    return project.name, {p.id: p for p in pools}
+    pools = {pool[0]: pool[1]} if pool is not None else {p.id: p.name for p in project.pools}
+    return project.name, pools
 
 
 def downloadable(
@@ -241,10 +253,12 @@ def downloadable(
     now: datetime,
     run_id: str | None = None,
     plans: PlanFiles | None = None,
+    who: access.Caller | None = None,
 ) -> tuple[str, list[RunFile]]:
-    """(project name, the files of the pool or project `target` on its runs, or on `run_id` only)."""
+    """(project name, the files of the pool or project `target` on its runs, or on `run_id` only); `who`:
+    the caller, if the transaction has found them already."""
     try:
-        who = access.caller(session, username)
+        who = who or access.caller(session, username)
         project, pools = _visible_pools(session, who, target, now)
     except InvalidInput:  # a name no record can have: missing, like any other
         raise no_such_target(target) from None
@@ -260,10 +274,13 @@ def find_file(
     name: str,
     now: datetime,
     plans: PlanFiles | None = None,
+    who: access.Caller | None = None,
 ) -> RunFile:
     """The file `name` of `pool` on `run_id`, if the caller may see the pool now; else `no_such_file`."""
     try:
-        _, files = downloadable(session, username=username, target=pool, now=now, run_id=run_id, plans=plans)
+        _, files = downloadable(
+            session, username=username, target=pool, now=now, run_id=run_id, plans=plans, who=who
+        )
     except NotFound:
         raise no_such_file(run_id, pool, name) from None
     for f in files:
@@ -386,17 +403,33 @@ def _from_ledger(session: Session, f: RunFile, version: Version) -> str | None:
     return None
 
 
+def stored_checksum(session: Session, f: RunFile, version: Version) -> tuple[str | None, bool]:
+    """(the md5 of `version` of `f` if known without reading the file, whether it is a delivery's not kept
+    yet: `keep_ledger_checksum` keeps it, once per version). One query when stored, two otherwise."""
+    md5 = _stored(session, f, version)
+    if md5 is not None:
+        return md5, False
+    ledger_md5 = _from_ledger(session, f, version)
+    return ledger_md5, ledger_md5 is not None
+
+
+def keep_ledger_checksum(
+    sessions: sessionmaker[Session], f: RunFile, version: Version, md5: str, *, now: datetime
+) -> str:
+    """Keep a delivery's md5 of `version` (found by `stored_checksum`); the md5 that stands."""
+    return _store(sessions, f, version, md5, source="ledger", now=now)
+
+
 def known_checksum(
     sessions: sessionmaker[Session], f: RunFile, handle: OpenFile, *, now: datetime
 ) -> str | None:
     """The md5 of the opened version of `f` if it is known without reading the file: stored, else a
     delivery's (stored now). Two queries: what a HEAD, or a request waiting for no hash, may afford."""
     with sessions.begin() as s:
-        md5 = _stored(s, f, handle.version)
-        ledger_md5 = None if md5 else _from_ledger(s, f, handle.version)
-    if md5 is not None or ledger_md5 is None:
+        md5, from_ledger = stored_checksum(s, f, handle.version)
+    if md5 is None or not from_ledger:
         return md5
-    return _store(sessions, f, handle.version, ledger_md5, source="ledger", now=now)
+    return keep_ledger_checksum(sessions, f, handle.version, md5, now=now)
 
 
 def checksum(sessions: sessionmaker[Session], f: RunFile, handle: OpenFile, *, now: datetime) -> str:

@@ -23,6 +23,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
 
@@ -31,10 +32,11 @@ from anyio.lowlevel import RunVar
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 from starlette.types import Receive, Scope, Send
 
 from seqshare.errors import NotFound
-from seqshare.services import downloads, files
+from seqshare.services import access, downloads, files
 from seqshare.services.files import CHUNK, FileChanged, OpenFile, RunFile
 from seqshare.web.actors import current_actor
 from seqshare.web.api import ERRORS, PREFIX, Caller, ErrorOut, Now
@@ -216,13 +218,16 @@ def hashing_limiter() -> anyio.CapacityLimiter:
 
 @dataclass
 class _Answer:
-    """A file request judged servable: the file, its open handle, the bytes asked for, its md5 if known."""
+    """A file request judged servable: the file, its open handle, the bytes asked for, its md5 if known,
+    and its record if written (not yet when the md5 is to be computed or kept first)."""
 
     file: RunFile
     handle: OpenFile
     etag: str
     span: tuple[int, int] | None
     md5: str | None
+    from_ledger: bool  # md5 is a delivery's, not kept for this version yet
+    record_id: int | None
 
 
 @router.api_route(
@@ -244,7 +249,6 @@ class _Answer:
 async def get_file(
     request: Request,
     actor: Caller,
-    at: Now,
     run_id: Annotated[str, Path(max_length=200, description="The Illumina run id.")],
     pool: Annotated[str, Path(max_length=50, description="The pool id (SLX-...).")],
     name: FileName,
@@ -255,30 +259,44 @@ async def get_file(
     """The file's bytes, after checking that the caller may see the pool now and that the file is the
     pool's own. Headers: `ETag` (the version), `X-Seqshare-MD5` (of the whole file), `Accept-Ranges`.
     A GET whose md5 is not known yet waits for it (computed under `hashing_limiter`) before the first
-    byte; a HEAD never reads the file: it sends X-Seqshare-MD5 only when the md5 is known already."""
+    byte; a HEAD never reads the file: it sends X-Seqshare-MD5 only when the md5 is known already.
+
+    What a request costs is what every file of a many-file download pays, so the judging (the caller,
+    visibility, the file, its stored md5) and the record are one transaction in one worker thread, and
+    "now" is read from the request (set with the actor) rather than by a dependency of its own (a thread).
+    """
+    at: datetime = request.state.now  # set by current_actor: one request sees one instant
     sessions = request.app.state.database.sessions()
     method = request.method.upper()
+    asked = {"run_id": run_id, "pool": pool, "name": name, "method": method, "at": at}
 
-    def record(status: int, f: RunFile | None, start: int | None = None, done: bool = True) -> int:
+    def record_alone(status: int, f: RunFile | None, start: int | None = None, done: bool = True) -> int:
+        """Record the request in a transaction of its own (after an md5 was computed or kept)."""
         return downloads.record_request(
             sessions,
             username=actor.username,
-            run_id=run_id,
-            pool=pool,
-            name=name,
             project=f.project if f else None,
-            method=method,
             status=status,
             range_start=start,
-            at=at,
             done=done,
+            **asked,
         )
 
-    def judge() -> _Answer | Response:
-        """Visibility, the file, If-Match, Range and the md5 if known: database and stat calls only."""
-        f = None
-        try:
-            with sessions.begin() as s:
+    def judge() -> _Answer | Response | NotFound:
+        """Visibility, the file, If-Match, Range, the md5 if stored, and the record: one transaction. The
+        file is opened and stat'ed inside it (never read). A refusal is recorded and answered (NotFound
+        returned, raised by the caller once the record is committed)."""
+        with sessions.begin() as s:
+            who = access.caller(s, actor.username)
+
+            def record(status: int, f: RunFile | None, start: int | None = None, done: bool = True) -> int:
+                project = f.project if f else None
+                return downloads.record(
+                    s, who, project=project, status=status, range_start=start, done=done, **asked
+                )
+
+            f = None
+            try:
                 f = files.find_file(
                     s,
                     username=actor.username,
@@ -287,58 +305,71 @@ async def get_file(
                     name=name,
                     now=at,
                     plans=request.app.state.plan_files,
+                    who=who,
                 )
-            handle = files.open_file(f)
-        except NotFound:
-            record(404, f)
-            raise
-        try:
-            etag, size = f'"{handle.version.tag}"', handle.version.size
-            if if_match is not None and not _matches(if_match, etag):
-                record(412, f)
-                handle.close()
-                return _error(
-                    412, f"file changed on the server: {f.path} is not the version asked for any more"
-                )
+                handle = files.open_file(f)
+            except NotFound as exc:
+                record(404, f)
+                return exc
             try:
-                span = byte_range(_range_asked(range_, if_range, etag), size)
-            except ValueError:
-                record(416, f)
+                return _judged(f, handle, s, record)
+            except BaseException:
                 handle.close()
-                return _error(
-                    416,
-                    f"range not satisfiable: {f.path} has {size} bytes",
-                    {"Content-Range": f"bytes */{size}"},
-                )
-            return _Answer(f, handle, etag, span, files.known_checksum(sessions, f, handle, now=at))
-        except BaseException:
+                raise
+
+    def _judged(f: RunFile, handle: OpenFile, s: Session, record: Callable[..., int]) -> _Answer | Response:
+        etag, size = f'"{handle.version.tag}"', handle.version.size
+        if if_match is not None and not _matches(if_match, etag):
+            record(412, f)
             handle.close()
-            raise
+            return _error(412, f"file changed on the server: {f.path} is not the version asked for any more")
+        try:
+            span = byte_range(_range_asked(range_, if_range, etag), size)
+        except ValueError:
+            record(416, f)
+            handle.close()
+            return _error(
+                416, f"range not satisfiable: {f.path} has {size} bytes", {"Content-Range": f"bytes */{size}"}
+            )
+        md5, from_ledger = files.stored_checksum(s, f, handle.version)
+        record_id = None
+        if not from_ledger and (md5 is not None or method == "HEAD"):  # nothing to wait for: record now
+            record_id = record(206 if span else 200, f, span[0] if span else None, done=False)
+        return _Answer(f, handle, etag, span, md5, from_ledger, record_id)
 
     judged = await anyio.to_thread.run_sync(judge)
+    if isinstance(judged, NotFound):
+        raise judged
     if isinstance(judged, Response):
         return judged
     f, handle, size = judged.file, judged.handle, judged.handle.version.size
+    start, end = judged.span or (0, size)
+    status = 206 if judged.span is not None else 200
     try:
-        md5 = judged.md5
-        if md5 is None and method != "HEAD":  # before the first byte; once per version
-            md5 = await anyio.to_thread.run_sync(
-                partial(files.checksum, sessions, f, handle, now=at), limiter=hashing_limiter()
+        md5, record_id = judged.md5, judged.record_id
+        if (
+            record_id is None
+        ):  # before the first byte: the md5 kept (a delivery's) or computed, once per version
+            if judged.from_ledger:
+                assert md5 is not None
+                keep = partial(files.keep_ledger_checksum, sessions, f, handle.version, md5, now=at)
+                md5 = await anyio.to_thread.run_sync(keep)
+            elif method != "HEAD":
+                md5 = await anyio.to_thread.run_sync(
+                    partial(files.checksum, sessions, f, handle, now=at), limiter=hashing_limiter()
+                )
+            record_id = await anyio.to_thread.run_sync(
+                partial(record_alone, status, f, start if judged.span is not None else None, done=False)
             )
-        start, end = judged.span or (0, size)
         headers = {"Accept-Ranges": "bytes", "ETag": judged.etag, "Content-Length": str(end - start)}
         if md5 is not None:
             headers["X-Seqshare-MD5"] = md5
         if judged.span is not None:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-        status = 206 if judged.span is not None else 200
-        record_id = await anyio.to_thread.run_sync(
-            partial(record, status, f, start if judged.span is not None else None, done=False)
-        )
     except BaseException as exc:
         handle.close()
         if isinstance(exc, FileChanged):
-            await anyio.to_thread.run_sync(partial(record, 409, f))
+            await anyio.to_thread.run_sync(partial(record_alone, 409, f))
         raise
 
     def done(sent: int, complete: bool) -> None:
