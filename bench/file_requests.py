@@ -172,7 +172,7 @@ def profile(args: argparse.Namespace, tmp: Path) -> None:
     for p in profilers[1:]:
         stats.add(p)
     each = spent / args.requests * 1000
-    print(f"{args.requests} {args.method} requests; process CPU (client and profilers too) {each:.1f} ms each")
+    print(f"{args.requests} {args.method} requests; process CPU (client, profilers) {each:.1f} ms each")
     stats.sort_stats("cumulative").print_stats(args.top)
     stats.sort_stats("tottime").print_stats(args.top)
 

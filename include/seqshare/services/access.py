@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, exists, false, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from seqshare import rules
 from seqshare.db.models import Project, Share, User
@@ -40,7 +40,7 @@ class Caller:
 
 def caller(session: Session, username: str) -> Caller:
     user = session.scalar(
-        select(User).where(User.id == lookup.user(session, username).id).options(selectinload(User.group))
+        select(User).where(User.id == lookup.user(session, username).id).options(joinedload(User.group))
     )
     assert user is not None
     return Caller(username=user.username, group_id=user.group_id, group=GroupView.of(user.group).ref)
@@ -76,7 +76,7 @@ def check(session: Session, who: Caller, action: Action, project: str, now: date
     except NotFound:
         raise hidden(project) from None
     owner_group = session.scalar(
-        select(User).where(User.id == found.owner_id).options(selectinload(User.group))
+        select(User).where(User.id == found.owner_id).options(joinedload(User.group))
     )
     assert owner_group is not None
     shares = session.scalars(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from seqshare.db.models import ApiToken, User
 from seqshare.errors import InvalidInput, NotFound, quote
@@ -223,7 +223,7 @@ def authenticate(session: Session, secret: str, *, now: datetime) -> Bearer | No
     if not well_formed(secret):
         return None
     token = session.scalar(
-        select(ApiToken).where(ApiToken.secret_sha256 == digest(secret)).options(selectinload(ApiToken.user))
+        select(ApiToken).where(ApiToken.secret_sha256 == digest(secret)).options(joinedload(ApiToken.user))
     )
     if token is None or _state(token, now) != "active":
         return None
@@ -237,9 +237,7 @@ def active(session: Session, token_id: int, *, now: datetime) -> Bearer | None:
     """Who the token with this id speaks for if it is active at `now`, else None (unknown, revoked or
     expired): how a signed-in page session, which keeps the token's id and never its secret, is checked
     again on every request. The last-used time is left alone (only presented secrets count as use)."""
-    token = session.scalar(
-        select(ApiToken).where(ApiToken.id == token_id).options(selectinload(ApiToken.user))
-    )
+    token = session.scalar(select(ApiToken).where(ApiToken.id == token_id).options(joinedload(ApiToken.user)))
     if token is None or _state(token, now) != "active":
         return None
     return Bearer(username=token.user.username, token_id=token.id)
