@@ -27,9 +27,11 @@ URL = f"/api/v1/files/{RUN_ID}/SLX-1/{R1}"
 TRANSACTIONS = 3
 """Per request whose md5 is stored: the token (its own, keeps the last-used time), the judging with the
 record, the finish. There were 5 (the judging, the md5 and the record each had their own)."""
-STATEMENTS = 12
-"""SQL statements per such request, BEGIN and COMMIT not counted. There were 21: the caller looked up
-twice, relationships loaded one query at a time, the record an ORM object read back."""
+STATEMENTS = 9
+"""SQL statements per such request, BEGIN and COMMIT not counted: the token, the caller (2), the pool with
+its project's visibility, the runs, the frozen plans' keys, the stored md5, the record, its finish. There
+were 21: the caller looked up twice, relationships loaded one query at a time, the visibility in 4 queries,
+the record an ORM object read back."""
 
 
 @dataclass

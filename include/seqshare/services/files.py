@@ -31,7 +31,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from seqshare.db.models import Delivery, FileChecksum, Pool, Project, Run, RunLane, RunSnapshot
+from seqshare.db.models import Delivery, FileChecksum, Pool, Project, Run, RunLane, RunSnapshot, User
 from seqshare.delivery.plan import DeliveryPlan, PlannedFile, SourceFile
 from seqshare.errors import InvalidInput, NotFound, SeqshareError, quote
 from seqshare.names import not_text
@@ -287,15 +287,25 @@ def find_file(
     plans: PlanFiles | None = None,
     who: access.Caller | None = None,
 ) -> RunFile:
-    """The file `name` of `pool` on `run_id`, if the caller may see the pool now; else `no_such_file`."""
+    """The file `name` of `pool` on `run_id`, if the caller may see the pool now; else `no_such_file`.
+
+    Every file request asks this, so the pool and the visibility of its project are one query
+    (`access.visible`, the visibility rule in SQL that a test holds equal to `access.check`'s)."""
     try:
-        _, files = downloadable(
-            session, username=username, target=pool, now=now, run_id=run_id, plans=plans, who=who
-        )
-    except NotFound:
+        who = who or access.caller(session, username)
+    except (NotFound, InvalidInput):
         raise no_such_file(run_id, pool, name) from None
-    for f in files:
-        if f.pool == pool and f.name == name:
+    found = session.execute(
+        select(Pool.id, Pool.name, Project.name)
+        .join(Project, Project.id == Pool.project_id)
+        .join(User, User.id == Project.owner_id)
+        .where(Pool.name == pool, access.visible(who, now))
+    ).one_or_none()
+    if found is None:  # no such pool, or one the caller may not see now: the same answer
+        raise no_such_file(run_id, pool, name)
+    pool_id, pool_name, project = found
+    for f in _files_of(session, {pool_id: pool_name}, project, run_id, plans):
+        if f.name == name:
             return f
     raise no_such_file(run_id, pool, name)
 
