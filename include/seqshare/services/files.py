@@ -290,7 +290,7 @@ def find_file(
     """The file `name` of `pool` on `run_id`, if the caller may see the pool now; else `no_such_file`.
 
     Every file request asks this, so the pool and the visibility of its project are one query
-    (`access.visible`, the visibility rule in SQL that a test holds equal to `access.check`'s)."""
+    (`access.visible`: the visibility rule in SQL, held equal to `access.check` by tests/web/test_api.py)."""
     try:
         who = who or access.caller(session, username)
     except (NotFound, InvalidInput):
