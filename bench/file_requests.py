@@ -7,7 +7,7 @@ The real server (`seqshare serve`, uvicorn, access log on) on 127.0.0.1 over the
 (tests/web/world.py; SQLite in /dev/shm, or a scratch PostgreSQL database); one httpx client sends requests
 one after the other on a kept-alive connection, as a user of a group the project is shared with. The
 server's CPU (utime + stime from /proc/<pid>/stat) is read around each batch of requests; the median over
-the batches, per request, is reported. A GET is of a 200 KiB file whose md5 is already stored (a warm-up
+the batches, per request, is reported. A GET is of a 200 KiB file (--kib) whose md5 is stored (a warm-up
 request stores it), so it is the per-request cost, not the hashing, that is measured.
 
 --profile runs the same app in this process instead (uvicorn in a thread) under cProfile, one profiler
@@ -47,17 +47,16 @@ TICK = os.sysconf("SC_CLK_TCK")
 SEQSHARE = shutil.which("seqshare", path=str(Path(sys.executable).parent)) or "seqshare"
 USER = "other"  # a member of an internal group the project is shared with
 SMALL = "SMALL_S1_L001_R1_001.fastq.gz"
-SIZE = 200 * 1024
 
 
-def build_world(url: str, tmp: Path) -> str:
+def build_world(url: str, tmp: Path, size: int) -> str:
     """The API's test world on `url`, with a small file of SLX-1; returns the user's token."""
     engine = migrated_engine(url)
     with make_sessions(engine).begin() as session:
         tokens = load_api_world(session, now=datetime.now(UTC))
-        files = write_run_folder(session, tmp / "runs", sparse={SMALL: SIZE})
+        files = write_run_folder(session, tmp / "runs", sparse={SMALL: size})
     engine.dispose()
-    files[f"SLX-1/{SMALL}"].write_bytes(os.urandom(SIZE))
+    files[f"SLX-1/{SMALL}"].write_bytes(os.urandom(size))
     return tokens.by_user[USER]
 
 
@@ -116,7 +115,7 @@ def send(client: httpx.Client, method: str, url: str, count: int) -> None:
 
 def measure(args: argparse.Namespace, tmp: Path) -> None:
     with database(args.db, tmp) as url:
-        token = build_world(url, tmp)
+        token = build_world(url, tmp, args.kib * 1024)
         with server(url) as (base, pid), httpx.Client(headers={"Authorization": f"Bearer {token}"}) as client:
             file_url = f"{base}/api/v1/files/{RUN_ID}/SLX-1/{SMALL}"
             send(client, "GET", file_url, 20)  # warm-up: the md5 stored, connections and caches made
@@ -138,7 +137,7 @@ def profile(args: argparse.Namespace, tmp: Path) -> None:
     from seqshare.web.app import create_app
 
     url = scratch_sqlite(tmp)
-    token = build_world(url, tmp)
+    token = build_world(url, tmp, args.kib * 1024)
     profilers: list[cProfile.Profile] = []
 
     def per_thread(*_: object) -> None:  # runs first in every new thread: a profiler of its own
@@ -182,6 +181,7 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--kib", type=int, default=200, help="the file's size (GET) in KiB")
     parser.add_argument("--profile", action="store_true", help="profile in process instead (SQLite)")
     parser.add_argument("--method", default="HEAD", help="with --profile: HEAD or GET")
     parser.add_argument("--requests", type=int, default=300, help="with --profile")
