@@ -13,7 +13,7 @@ import pytest
 from seqshare.delivery.plan import DeliveryPlan, GroupPlan, PlannedFile, SourceFile
 from seqshare.delivery.snapshot import SnapshotSource
 from seqshare.errors import NotFound
-from seqshare.services import files
+from seqshare.services import files, run_files
 from seqshare.web.files import byte_range
 
 RUN = "260301_A01535_0001_BTESTRUN01"
@@ -160,7 +160,7 @@ def test_an_older_plan_lists_the_files_of_its_delivered_pools() -> None:
         pools=(),
         groups=(GroupPlan("Ext Co", "extco", (planned,)), GroupPlan("Ext Two", "exttwo", (planned,))),
     )
-    assert files._plan_files(plan) == [SourceFile("SLX-1", "BCLConvert/SLX-1/a.fastq.gz", 5, None)]
+    assert run_files._plan_files(plan) == [SourceFile("SLX-1", "BCLConvert/SLX-1/a.fastq.gz", 5, None)]
     every = SourceFile("SLX-2", "BCLConvert/SLX-2/b.fastq.gz", 7, "/runs/r/BCLConvert/SLX-2/b.fastq.gz")
     newer = DeliveryPlan(**{**plan.__dict__, "files": (every,)})
-    assert files._plan_files(newer) == [every]
+    assert run_files._plan_files(newer) == [every]
