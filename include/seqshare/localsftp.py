@@ -60,8 +60,8 @@ def _keygen(path: Path) -> None:
     )
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid`, from /proc."""
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc), whatever process group it moved to."""
     parents: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -92,7 +92,7 @@ class LocalSftpServer:
 
     def session_pids(self) -> list[int]:
         """Per-connection sshd processes, not the listener."""
-        return _descendants(self.process.pid)
+        return descendants(self.process.pid)
 
     def kill_sessions(self) -> int:
         """SIGKILL every per-connection process: each client sees its connection drop."""

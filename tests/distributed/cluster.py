@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from seqshare.localsftp import descendants
+
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 REDIS = "/usr/bin/redis-server"
 LOG_TAIL = 3000  # characters of each process's log in a failure message
@@ -40,25 +42,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (from /proc), whatever process group it moved to."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    found, frontier = [], [pid]
-    while frontier:
-        children = parents.get(frontier.pop(), [])
-        found.extend(children)
-        frontier.extend(children)
-    return found
 
 
 def kill_tree(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from seqshare.cli.edges import unexpected, usage_error
 from seqshare.download.errors import EXIT_HELP, BadInput, DownloadError, Interrupted, from_os_error
-from seqshare.errors import one_line, quote
+from seqshare.errors import quote
 
 if TYPE_CHECKING:
     from seqshare.download.progress import Summary
@@ -94,7 +95,6 @@ def run_alone(argv: list[str]) -> int:
     scientist's script may run it for every pool, and the admin CLI's imports cost half a second of CPU per
     start. The same rules as `seqshare.cli.main.main`: a usage error is one line and exit 1, an unexpected
     error one line and exit 2 (SEQSHARE_DEBUG=1 shows the traceback)."""
-    import os
 
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command("download", help=HELP)(download)
@@ -102,18 +102,8 @@ def run_alone(argv: list[str]) -> int:
         code = app(args=argv, prog_name="seqshare download", standalone_mode=False)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0
-    except typer.TyperException as exc:  # Click's usage errors (Typer vendors Click, and names them so)
-        ctx = getattr(exc, "ctx", None)
-        where = f"{ctx.command_path}: " if ctx is not None else ""
-        see = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        print(f"error: {where}{one_line(exc.format_message())}{see}", file=sys.stderr)
-        return 1
+    except typer.TyperException as exc:  # Click's usage errors
+        return usage_error(exc)
     except Exception as exc:
-        if os.environ.get("SEQSHARE_DEBUG"):
-            raise
-        print(
-            f"error: unexpected {type(exc).__name__}: {exc} (SEQSHARE_DEBUG=1 shows the traceback)",
-            file=sys.stderr,
-        )
-        return 2
+        return unexpected(exc)
     return code if isinstance(code, int) else 0

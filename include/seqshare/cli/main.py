@@ -13,8 +13,9 @@ import typer
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from seqshare.cli import audit, db, download, lims, purge, runs, serve, share, token
+from seqshare.cli.edges import unexpected, usage_error
 from seqshare.db.engine import lost_race
-from seqshare.errors import SeqshareError, one_line
+from seqshare.errors import SeqshareError
 
 app = typer.Typer(
     help=__doc__.splitlines()[0], no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False
@@ -44,11 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:  # Click's usage errors (Typer vendors Click, and names them so)
         if type(exc).__name__ == "NoArgsIsHelpError":  # Typer printed the help when it was raised
             return 1
-        ctx = getattr(exc, "ctx", None)
-        where = f"{ctx.command_path}: " if ctx is not None else ""
-        see = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        print(f"error: {where}{one_line(exc.format_message())}{see}", file=sys.stderr)
-        return 1
+        return usage_error(exc)
     except typer.Abort:
         print("error: aborted; nothing more was done", file=sys.stderr)
         return 1
@@ -66,13 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: database: {first}", file=sys.stderr)
         return 1
     except Exception as exc:
-        if os.environ.get("SEQSHARE_DEBUG"):
-            raise
-        print(
-            f"error: unexpected {type(exc).__name__}: {exc} (SEQSHARE_DEBUG=1 shows the traceback)",
-            file=sys.stderr,
-        )
-        return 2
+        return unexpected(exc)
     return code if isinstance(code, int) else 0
 
 
