@@ -230,12 +230,10 @@ class _Answer:
     record_id: int | None
 
 
-@router.api_route(
-    "/files/{run_id}/{pool}/{name}",
-    methods=["GET", "HEAD"],
-    response_class=Response,
-    summary="A file of a pool on a run (ranges, ETag, md5)",
-    responses={
+FILE_ROUTE: dict[str, Any] = {
+    "response_class": Response,
+    "summary": "A file of a pool on a run (ranges, ETag, md5)",
+    "responses": {
         200: {"content": {"application/octet-stream": {}}, "description": "The whole file."},
         206: {
             "content": {"application/octet-stream": {}},
@@ -245,7 +243,11 @@ class _Answer:
         412: {"model": ErrorOut, "description": "`If-Match` names another version: the file changed."},
         416: {"model": ErrorOut, "description": "The range starts past the end of the file."},
     },
-)
+}
+FILE_PATH = "/files/{run_id}/{pool}/{name}"
+
+
+@router.get(FILE_PATH, operation_id="get_file", **FILE_ROUTE)
 async def get_file(
     request: Request,
     actor: Caller,
@@ -380,6 +382,9 @@ async def get_file(
     return FileStream(
         handle, start, end, status_code=status, headers=headers, head=method == "HEAD", done=done
     )
+
+
+router.head(FILE_PATH, operation_id="head_file", **FILE_ROUTE)(get_file)  # headers only: never hashes
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
