@@ -78,3 +78,30 @@ def test_a_plan_frozen_anew_is_read_anew_and_the_cache_never_bypasses_visibility
     assert fetch(client, secret, kept) == 200
     assert parses == [RUN_ID, RUN_ID]
     assert fetch(client, world.by_user["loner"], kept) == 404  # cached or not, visibility comes first
+
+
+def test_a_file_name_with_url_characters_is_listed_with_a_url_that_fetches_it(
+    client: TestClient, world: Tokens, run_files: dict[str, Path], sessions: sessionmaker[Session]
+) -> None:
+    secret = world.by_user["other"]
+    plain = RUN_FILES["SLX-1"][0]
+    odd = "S1 #1?x=1.fastq.gz"  # (not "%": the in-process test client decodes a path twice)
+    with sessions.begin() as session:
+        snapshot = session.scalar(select(RunSnapshot).join(Run).where(Run.run_id == RUN_ID))
+        assert snapshot is not None
+        plan = dict(snapshot.plan)
+        entries = [f for f in plan["files"] if f["source"].endswith(plain)]
+        assert len(entries) == 1
+        source = Path(entries[0]["resolved"])
+        renamed = source.with_name(odd)
+        source.rename(renamed)
+        entries[0].update(source=entries[0]["source"][: -len(plain)] + odd, resolved=str(renamed))
+        snapshot.plan = {**plan, "groups": [{**g, "files": []} for g in plan["groups"]]}
+        snapshot.frozen_at = snapshot.frozen_at.replace(year=snapshot.frozen_at.year + 1)
+
+    listed = client.get("/api/v1/downloads", headers=bearer(secret), params={"target": "SLX-1"}).json()
+    (url,) = [f["url"] for f in listed["files"] if f["path"].endswith(odd)]
+
+    assert url == f"/api/v1/files/{RUN_ID}/SLX-1/S1%20%231%3Fx%3D1.fastq.gz"
+    answer = client.get(url, headers=bearer(secret))
+    assert answer.status_code == 200 and answer.content == renamed.read_bytes()

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import anyio
 from anyio.lowlevel import RunVar
@@ -61,7 +62,8 @@ class DownloadsOut(BaseModel):
 
 
 def _url(f: RunFile) -> str:
-    return f"{PREFIX}/files/{f.run_id}/{f.pool}/{f.name}"
+    """Each part percent-encoded: a file name may hold `#`, `?`, `%` or spaces."""
+    return f"{PREFIX}/files/{quote(f.run_id, safe='')}/{quote(f.pool, safe='')}/{quote(f.name, safe='')}"
 
 
 @router.get("/downloads", response_model=DownloadsOut, summary="The files a pool or project offers")
