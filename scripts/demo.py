@@ -17,6 +17,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -127,15 +129,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def try_the_page(seqshare: Path, secret: str) -> None:
-    """Serve the pages on 127.0.0.1 for a moment and sign in as the README says, so what the demo tells
-    people to do is known to work; the server is stopped whatever happens."""
-    import httpx  # locked; only this step needs it
+@contextmanager
+def serving(seqshare: Path, *args: str) -> Iterator[str]:
+    """`seqshare serve` on a free port of 127.0.0.1 for the block's length (its URL); stopped whatever
+    happens."""
+    import httpx  # locked; only these steps need it
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [str(seqshare), "serve", "--dev", "--port", str(port)],
+        [str(seqshare), "serve", *args, "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -150,18 +153,7 @@ def try_the_page(seqshare: Path, secret: str) -> None:
                 time.sleep(0.1)
         else:
             raise SystemExit("demo: seqshare serve did not answer")
-        with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as http:
-            form = http.get("/signin").text
-            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
-            if csrf is None:
-                raise SystemExit("demo: the sign-in page has no form")
-            listing = http.post("/signin", data={"token": secret, "csrf_token": csrf.group(1)})
-            if listing.status_code != 200 or "Liver eQTL" not in listing.text:
-                raise SystemExit(f"demo: signing in to the Data Sharing page failed ({listing.status_code})")
-            page = http.get(f"/projects/{quote('Liver eQTL', safe='')}")
-            if page.status_code != 200 or "Set Sharing" not in page.text:
-                raise SystemExit(f"demo: the project page did not open ({page.status_code})")
-        print(f"seqshare serve --dev on {base}: signed in as dodom, listed the projects, opened Liver eQTL")
+        yield base
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -169,6 +161,78 @@ def try_the_page(seqshare: Path, secret: str) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def try_the_page(seqshare: Path, secret: str) -> None:
+    """Serve the pages on 127.0.0.1 for a moment and sign in as the README says, so what the demo tells
+    people to do is known to work."""
+    import httpx
+
+    with (
+        serving(seqshare, "--dev") as base,
+        httpx.Client(base_url=base, timeout=10, follow_redirects=True) as http,
+    ):
+        form = http.get("/signin").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        if csrf is None:
+            raise SystemExit("demo: the sign-in page has no form")
+        listing = http.post("/signin", data={"token": secret, "csrf_token": csrf.group(1)})
+        if listing.status_code != 200 or "Liver eQTL" not in listing.text:
+            raise SystemExit(f"demo: signing in to the Data Sharing page failed ({listing.status_code})")
+        page = http.get(f"/projects/{quote('Liver eQTL', safe='')}")
+        if page.status_code != 200 or "Set Sharing" not in page.text:
+            raise SystemExit(f"demo: the project page did not open ({page.status_code})")
+    print(f"seqshare serve --dev on {base}: signed in as dodom, listed the projects, opened Liver eQTL")
+
+
+def try_the_download(home: Path, seqshare: Path, run_dir: Path) -> None:
+    """An internal group the project is shared with downloads it, verified; a revoke cuts it off at once."""
+    token = json.loads(capture(seqshare, "token", "create", "bcore", "--name", "demo download", "--json"))
+    dest = home / "downloads"
+    shutil.rmtree(dest, ignore_errors=True)
+    with serving(seqshare) as base:
+        env = {**os.environ, "SEQSHARE_URL": base, "SEQSHARE_TOKEN": token["secret"]}
+        print(f"$ SEQSHARE_URL={base} SEQSHARE_TOKEN=… seqshare download 'Liver eQTL' --dest {dest}")
+        got = subprocess.run(
+            [str(seqshare), "download", "Liver eQTL", "--dest", str(dest), "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if got.returncode != 0:
+            raise SystemExit(f"demo: seqshare download failed ({got.returncode}): {got.stderr.strip()}")
+        fetched = sorted(p for p in dest.rglob("*.fastq.gz"))
+        for path in fetched:
+            if path.read_bytes() != (run_dir / "BCLConvert" / path.parent.name / path.name).read_bytes():
+                raise SystemExit(f"demo: {path} differs from the run folder's file")
+        print(
+            f"bcore (Bioinformatics Core, internal) fetched {len(fetched)} files of Liver eQTL, "
+            "md5-verified, byte-identical to the run folder:"
+        )
+        for path in fetched:
+            print(f"  {path.relative_to(dest)}")
+        run(seqshare, "share", "set", "Liver eQTL", "Acme Therapeutics", "--as", "dodom")
+        again = subprocess.run(
+            [str(seqshare), "download", "Liver eQTL", "--dest", str(dest)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if again.returncode != 4:
+            raise SystemExit(f"demo: a revoked group could still download (exit {again.returncode})")
+        print(f"the next download, at once: exit {again.returncode}: {again.stderr.strip()}")
+        run(
+            seqshare,
+            "share",
+            "set",
+            "Liver eQTL",
+            "Acme Therapeutics",
+            "Bioinformatics Core",
+            "--as",
+            "dodom",
+        )
 
 
 def _json_lists(text: str) -> list[list[object]]:
@@ -338,6 +402,9 @@ def main() -> None:
 
         step("the daily purge, as a dry run: nothing has reached its 30-day time to live yet")
         run(seqshare, "purge", "--dry-run")
+
+        step("an internal group downloads a shared project (seqshare download), and a revoke cuts it off")
+        try_the_download(home, seqshare, run_dir)
 
         step("the Data Sharing page and the Deliveries view, on 127.0.0.1")
         show_the_pages(home, seqshare, airflow)
