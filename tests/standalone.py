@@ -1,9 +1,10 @@
 """A clone must stand alone: fail the test run if a test reads anything beside the repository.
 
-The tests once read real Illumina files from `../shared`, which a user cloning the project does not have;
+The tests once read real Illumina files from a folder beside the repository, which a user cloning the
+project does not have;
 they are vendored under `tests/fixtures/` now. This plugin keeps it that way: an audit hook (PEP 578) sees
 every `open`, `os.listdir` and `os.scandir` of the test process, and any path under the repository's
-parent folder but outside the repository itself (a sibling checkout, `../shared`, ...) fails the run,
+parent folder but outside the repository itself (a sibling checkout, shared material) fails the run,
 naming the path and the test. Subprocesses (Airflow, sshd) are not watched; they are given paths by the
 tests, which are.
 """

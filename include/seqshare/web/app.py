@@ -102,25 +102,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         challenge = 'Bearer realm="seqshare"' + (', error="invalid_token"' if exc.bad_credential else "")
         return _error(401, str(exc), {"WWW-Authenticate": challenge})
 
-    @app.exception_handler(NotFound)
-    def not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return _error(404, str(exc))
+    def answer_with(status: int) -> Callable[[Request, Exception], JSONResponse]:
+        return lambda _, exc: _error(status, str(exc))
 
-    @app.exception_handler(SharingRefused)
-    def refused(_: Request, exc: SharingRefused) -> JSONResponse:
-        return _error(403, str(exc))
-
-    @app.exception_handler(InvalidInput)
-    def invalid(_: Request, exc: InvalidInput) -> JSONResponse:
-        return _error(422, str(exc))
-
-    @app.exception_handler(DatabaseNotReady)
-    def not_ready(_: Request, exc: DatabaseNotReady) -> JSONResponse:
-        return _error(503, str(exc))
-
-    @app.exception_handler(SeqshareError)
-    def other(_: Request, exc: SeqshareError) -> JSONResponse:
-        return _error(409, str(exc))
+    # The services' errors, each to its status (the most specific class wins; any other SeqshareError: 409).
+    for error, status in (
+        (NotFound, 404),
+        (SharingRefused, 403),
+        (InvalidInput, 422),
+        (DatabaseNotReady, 503),
+        (SeqshareError, 409),
+    ):
+        app.add_exception_handler(error, answer_with(status))
 
     @app.exception_handler(RequestValidationError)
     def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
