@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from seqshare.db.engine import make_sessions
 from tests import databases
+from tests.airflow_env import DAGS
 
 
 @pytest.fixture
@@ -39,3 +40,19 @@ def sftp_connection(sshd_server, sftp_root, monkeypatch) -> Path:
     """The `seqshare_sftp` Airflow Connection pointing at the throwaway sshd; returns the FTP root."""
     monkeypatch.setenv("AIRFLOW_CONN_SEQSHARE_SFTP", json.dumps(sshd_server.connection(sftp_root)))
     return sftp_root
+
+
+@pytest.fixture
+def app_sessions(app_database) -> sessionmaker[Session]:
+    """The application database the DAG's tasks use, on SQLite (a module may override it)."""
+    return app_database("sqlite")
+
+
+@pytest.fixture
+def dag(airflow_db):
+    """`distribute_run`, parsed from dags/ with no import error."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=DAGS / "distribute_run.py")
+    assert not bag.import_errors
+    return bag.dags["distribute_run"]

@@ -30,15 +30,6 @@ def app_sessions(request, app_database) -> sessionmaker[Session]:
     return app_database(request.param)
 
 
-@pytest.fixture
-def dag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=DAGS / "distribute_run.py")
-    assert not bag.import_errors
-    return bag.dags[DAG_ID]
-
-
 def tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 

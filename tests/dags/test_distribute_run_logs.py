@@ -11,29 +11,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
 from seqshare import tasks
 from seqshare.tasks import distribute
-from tests.airflow_env import DAGS
 from tests.runs import EXPECTED, FTP_DIRS, POOLS, RUN_ID, build_run, load_scenario
 
 DAG_ID = "distribute_run"
 PARAMIKO_LINES = ("Connected (version 2.0", "Authentication (publickey) successful!")
-
-
-@pytest.fixture
-def app_sessions(app_database) -> sessionmaker[Session]:
-    return app_database("sqlite")
-
-
-@pytest.fixture
-def dag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=DAGS / "distribute_run.py")
-    assert not bag.import_errors
-    return bag.dags[DAG_ID]
 
 
 @pytest.fixture

@@ -12,29 +12,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
 from seqshare.services import ledger
-from tests.airflow_env import DAGS
 from tests.dags.reruns import clear, resume
 from tests.runs import EXPECTED, FTP_DIRS, POOLS, RUN_ID, SEQUENCED, build_run, load_scenario
 
 pytestmark = pytest.mark.slow
 DAG_ID = "distribute_run"
-
-
-@pytest.fixture
-def app_sessions(app_database) -> sessionmaker[Session]:
-    return app_database("sqlite")
-
-
-@pytest.fixture
-def dag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=DAGS / "distribute_run.py")
-    assert not bag.import_errors
-    return bag.dags[DAG_ID]
 
 
 def tree(root: Path) -> dict[str, bytes]:

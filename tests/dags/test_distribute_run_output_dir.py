@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
 from seqshare.services import ledger
 from tests.airflow_env import DAGS
@@ -20,11 +19,6 @@ from tests.runs import EXPECTED, FTP_DIRS, POOLS, RUN_ID, build_run, load_scenar
 pytestmark = pytest.mark.slow
 DAG_ID = "distribute_run"
 ELSEWHERE = "Demux/bcl-convert-v4"  # not a default place (Analysis/<n>, Unaligned*, BCLConvert*, fastq*)
-
-
-@pytest.fixture
-def app_sessions(app_database) -> sessionmaker[Session]:
-    return app_database("sqlite")
 
 
 def parsed_dag():

@@ -34,12 +34,6 @@ def complete_run(root: Path, source: Path) -> Path:
 
 
 @pytest.fixture
-def app_sessions(app_database):
-    """seqshare's database, which the scan asks which runs it processed before."""
-    return app_database("sqlite")
-
-
-@pytest.fixture
 def dags_folder(tmp_path: Path, airflow_db, app_sessions):
     folder = tmp_path / "dags"
     folder.mkdir()
